@@ -1,0 +1,953 @@
+//! The controller: the single writer of cluster metadata.
+//!
+//! Each operation validates its input against the current image with Kafka's
+//! rules and error codes, turns the accepted parts into records, appends them
+//! to the metadata log as one atomic batch, applies them to a copy of the
+//! image and publishes that copy. Subscribers (the broker's partition manager,
+//! request handlers) see images in log order through a `watch` channel.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use millrace_protocol::ErrorCode;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::image::MetadataImage;
+use crate::metadata_log::{MetadataLog, MetadataLogError};
+use crate::placement::{self, PlacementBroker, PlacementError};
+use crate::records::{ConfigResourceType, Endpoint, MetadataRecord};
+use crate::topic_name;
+
+/// KRaft refuses requests that would create more partitions than this in one
+/// go (`MAX_RECORDS_PER_USER_OP`), with POLICY_VIOLATION.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// Config rules the controller applies but does not own: they live in
+/// `millrace-config`, which the broker plugs in here.
+pub trait ConfigValidator: Send + Sync {
+    /// Checks a topic's complete set of overrides after a change.
+    fn validate_topic(
+        &self,
+        topic: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), ApiError>;
+    /// Checks the complete dynamic overrides of a broker (`""` = cluster default).
+    fn validate_broker(
+        &self,
+        resource_name: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), ApiError>;
+    /// Whether a config is a comma-separated list (APPEND/SUBTRACT apply to those only).
+    fn is_list(&self, resource_type: ConfigResourceType, name: &str) -> bool;
+}
+
+/// Defaults the controller needs when a request leaves a value out.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// `num.partitions`.
+    pub default_num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+}
+
+/// A topic to create, as the CreateTopics request describes it.
+#[derive(Debug, Clone, Default)]
+pub struct CreateTopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Partition count, -1 for `num.partitions`.
+    pub num_partitions: i32,
+    /// Replication factor, -1 for `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Explicit replica lists by partition (then both counts must be -1).
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    /// Config overrides; a `None` value is refused as Kafka does.
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// What CreateTopics reports for a created (or validated) topic.
+#[derive(Debug, Clone)]
+pub struct CreatedTopic {
+    /// New topic id (nil when only validated).
+    pub topic_id: Uuid,
+    /// Partition count.
+    pub num_partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// The overrides stored.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic named by name or by id, as DeleteTopics allows.
+#[derive(Debug, Clone)]
+pub enum TopicRef {
+    /// By name.
+    Name(String),
+    /// By id (DeleteTopics v6+).
+    Id(Uuid),
+}
+
+/// One config operation of IncrementalAlterConfigs (or a legacy set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    /// Set the value.
+    Set(String),
+    /// Remove the override.
+    Delete,
+    /// Add to a list config.
+    Append(String),
+    /// Remove from a list config.
+    Subtract(String),
+}
+
+/// Config changes to one resource.
+#[derive(Debug, Clone)]
+pub struct ConfigChange {
+    /// Topic or broker.
+    pub resource_type: ConfigResourceType,
+    /// Topic name, broker id or `""`.
+    pub resource_name: String,
+    /// Operations in request order.
+    pub ops: Vec<(String, ConfigOp)>,
+    /// Legacy AlterConfigs: the given set replaces every existing override.
+    pub replace_all: bool,
+}
+
+/// Result of a successful write: the offset after which the change is visible.
+pub type CommitOffset = i64;
+
+struct State {
+    log: MetadataLog,
+    image: MetadataImage,
+    config: ControllerConfig,
+}
+
+/// The metadata controller for this node.
+pub struct Controller {
+    state: Mutex<State>,
+    image_tx: watch::Sender<Arc<MetadataImage>>,
+    validator: Arc<dyn ConfigValidator>,
+}
+
+impl Controller {
+    /// Opens the metadata log under `metadata_dir`, replays it into an image
+    /// and returns the controller.
+    pub fn open(
+        metadata_dir: &Path,
+        config: ControllerConfig,
+        validator: Arc<dyn ConfigValidator>,
+    ) -> Result<Arc<Controller>, MetadataLogError> {
+        let (log, batches) = MetadataLog::open(metadata_dir)?;
+        let mut image = MetadataImage::empty();
+        for (first, records) in batches {
+            for (i, record) in records.iter().enumerate() {
+                image.apply(first + i as i64, record);
+            }
+        }
+        tracing::info!(
+            offset = image.offset,
+            topics = image.topics_by_id.len(),
+            "metadata log replayed"
+        );
+        let (image_tx, _) = watch::channel(Arc::new(image.clone()));
+        Ok(Arc::new(Controller {
+            state: Mutex::new(State { log, image, config }),
+            image_tx,
+            validator,
+        }))
+    }
+
+    /// The latest published image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image_tx.borrow().clone()
+    }
+
+    /// A receiver that sees every image published from now on.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image_tx.subscribe()
+    }
+
+    /// Replaces the defaults (after a dynamic config change).
+    pub fn update_config(&self, config: ControllerConfig) {
+        self.state.lock().config = config;
+    }
+
+    /// Records a broker's registration (at every start, with a new incarnation).
+    pub fn register_broker(
+        &self,
+        broker_id: i32,
+        endpoints: Vec<Endpoint>,
+        rack: Option<String>,
+    ) -> Result<CommitOffset, ApiError> {
+        let mut state = self.state.lock();
+        let record = MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints,
+            rack,
+        };
+        self.commit(&mut state, vec![record])
+    }
+
+    /// CreateTopics. Returns one result per spec, in order, and the commit
+    /// offset the created topics become visible at.
+    pub fn create_topics(
+        &self,
+        specs: Vec<CreateTopicSpec>,
+        validate_only: bool,
+    ) -> (Vec<Result<CreatedTopic, ApiError>>, CommitOffset) {
+        let mut state = self.state.lock();
+        let mut seen = HashSet::new();
+        let duplicates: HashSet<String> = specs
+            .iter()
+            .filter(|s| !seen.insert(s.name.clone()))
+            .map(|s| s.name.clone())
+            .collect();
+        let requested_partitions: i64 = specs
+            .iter()
+            .map(|s| {
+                if s.assignments.is_empty() {
+                    i64::from(if s.num_partitions == -1 {
+                        state.config.default_num_partitions
+                    } else {
+                        s.num_partitions.max(0)
+                    })
+                } else {
+                    s.assignments.len() as i64
+                }
+            })
+            .sum();
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(specs.len());
+        let mut names_in_batch: HashSet<String> = HashSet::new();
+        for spec in specs {
+            let result = if duplicates.contains(&spec.name) {
+                Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Found multiple entries for this topic.",
+                ))
+            } else if requested_partitions > MAX_PARTITIONS_PER_REQUEST {
+                Err(ApiError::new(
+                    ErrorCode::PolicyViolation,
+                    "Unable to perform excessively large batch operation.",
+                ))
+            } else {
+                self.plan_topic(&state, &spec, &names_in_batch)
+                    .map(|(created, topic_records)| {
+                        names_in_batch.insert(spec.name.clone());
+                        records.extend(topic_records);
+                        created
+                    })
+            };
+            results.push(result);
+        }
+        if validate_only || records.is_empty() {
+            for created in results.iter_mut().flatten() {
+                if validate_only {
+                    created.topic_id = Uuid::nil();
+                }
+            }
+            return (results, state.image.offset);
+        }
+        match self.commit(&mut state, records) {
+            Ok(offset) => (results, offset),
+            Err(e) => {
+                let failed = results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
+                (failed, state.image.offset)
+            }
+        }
+    }
+
+    fn plan_topic(
+        &self,
+        state: &State,
+        spec: &CreateTopicSpec,
+        names_in_batch: &HashSet<String>,
+    ) -> Result<(CreatedTopic, Vec<MetadataRecord>), ApiError> {
+        let image = &state.image;
+        topic_name::validate(&spec.name)
+            .map_err(|m| ApiError::new(ErrorCode::InvalidTopicException, m))?;
+        if image.topic(&spec.name).is_some() || names_in_batch.contains(&spec.name) {
+            return Err(ApiError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("Topic '{}' already exists.", spec.name),
+            ));
+        }
+        let unified = topic_name::unify_collision_chars(&spec.name);
+        if let Some(existing) = image
+            .topic_ids_by_name
+            .keys()
+            .chain(names_in_batch.iter())
+            .find(|n| topic_name::unify_collision_chars(n) == unified)
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTopicException,
+                format!(
+                    "Topic '{}' collides with existing topic: {existing}",
+                    spec.name
+                ),
+            ));
+        }
+        let mut configs = BTreeMap::new();
+        for (name, value) in &spec.configs {
+            let value = value.clone().ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidConfig,
+                    format!("Null value not supported for topic configs: {name}"),
+                )
+            })?;
+            configs.insert(name.clone(), value);
+        }
+        let brokers = placement_brokers(image);
+        let assignments = if spec.assignments.is_empty() {
+            let partitions = match spec.num_partitions {
+                -1 => state.config.default_num_partitions,
+                n if n <= 0 => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidPartitions,
+                        "Number of partitions was set to an invalid non-positive value.",
+                    ))
+                }
+                n => n,
+            };
+            let rf =
+                match spec.replication_factor {
+                    -1 => state.config.default_replication_factor,
+                    n if n <= 0 => return Err(ApiError::new(
+                        ErrorCode::InvalidReplicationFactor,
+                        "Replication factor must be larger than 0, or -1 to use the default value.",
+                    )),
+                    n => n,
+                };
+            placement::assign(&brokers, 0, partitions, rf, None).map_err(placement_error)?
+        } else {
+            if spec.num_partitions != -1 || spec.replication_factor != -1 {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "A manual partition assignment was specified, but numPartitions or replicationFactor was not set to -1.",
+                ));
+            }
+            validate_manual_assignments(image, &spec.assignments, 0)?;
+            spec.assignments.clone()
+        };
+        self.validator.validate_topic(&spec.name, &configs)?;
+        let topic_id = Uuid::new_v4();
+        let replication_factor = assignments.values().next().map_or(0, |r| r.len() as i16);
+        let mut records = vec![MetadataRecord::Topic {
+            name: spec.name.clone(),
+            topic_id,
+        }];
+        for (&partition_id, replicas) in &assignments {
+            records.push(new_partition_record(topic_id, partition_id, replicas));
+        }
+        for (name, value) in &configs {
+            records.push(MetadataRecord::Config {
+                resource_type: ConfigResourceType::Topic,
+                resource_name: spec.name.clone(),
+                name: name.clone(),
+                value: Some(value.clone()),
+            });
+        }
+        Ok((
+            CreatedTopic {
+                topic_id,
+                num_partitions: assignments.len() as i32,
+                replication_factor,
+                configs,
+            },
+            records,
+        ))
+    }
+
+    /// DeleteTopics: one result per reference, with the deleted topic's name and id.
+    pub fn delete_topics(
+        &self,
+        topics: Vec<TopicRef>,
+    ) -> (Vec<Result<(String, Uuid), ApiError>>, CommitOffset) {
+        let mut state = self.state.lock();
+        let mut records = Vec::new();
+        let mut deleted = HashSet::new();
+        let mut results = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let found = match &topic {
+                TopicRef::Name(name) => state.image.topic(name).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::UnknownTopicOrPartition,
+                        "This server does not host this topic-partition.",
+                    )
+                }),
+                TopicRef::Id(id) => state.image.topic_by_id(id).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::UnknownTopicId,
+                        "This server does not host this topic ID.",
+                    )
+                }),
+            };
+            let result = found.and_then(|t| {
+                if !state.config.delete_topic_enable {
+                    return Err(ApiError::new(
+                        ErrorCode::TopicDeletionDisabled,
+                        "Topic deletion is disabled.",
+                    ));
+                }
+                if deleted.insert(t.id) {
+                    records.push(MetadataRecord::RemoveTopic { topic_id: t.id });
+                }
+                Ok((t.name.clone(), t.id))
+            });
+            results.push(result);
+        }
+        if records.is_empty() {
+            return (results, state.image.offset);
+        }
+        match self.commit(&mut state, records) {
+            Ok(offset) => (results, offset),
+            Err(e) => (
+                results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
+                state.image.offset,
+            ),
+        }
+    }
+
+    /// CreatePartitions: grow a topic to `count` partitions, with optional
+    /// explicit assignments for the new ones.
+    pub fn create_partitions(
+        &self,
+        requests: Vec<(String, i32, Option<Vec<Vec<i32>>>)>,
+        validate_only: bool,
+    ) -> (Vec<Result<(), ApiError>>, CommitOffset) {
+        let mut state = self.state.lock();
+        let mut seen = HashSet::new();
+        let duplicates: HashSet<String> = requests
+            .iter()
+            .filter(|r| !seen.insert(r.0.clone()))
+            .map(|r| r.0.clone())
+            .collect();
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(requests.len());
+        for (name, count, assignments) in requests {
+            let result = if duplicates.contains(&name) {
+                Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Duplicate topic in request.",
+                ))
+            } else {
+                plan_partitions(&state.image, &name, count, assignments).map(|r| {
+                    records.extend(r);
+                })
+            };
+            results.push(result);
+        }
+        if validate_only || records.is_empty() {
+            return (results, state.image.offset);
+        }
+        match self.commit(&mut state, records) {
+            Ok(offset) => (results, offset),
+            Err(e) => (
+                results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
+                state.image.offset,
+            ),
+        }
+    }
+
+    /// AlterConfigs and IncrementalAlterConfigs: one result per resource.
+    pub fn alter_configs(
+        &self,
+        changes: Vec<ConfigChange>,
+        validate_only: bool,
+    ) -> (Vec<Result<(), ApiError>>, CommitOffset) {
+        let mut state = self.state.lock();
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            let result = self.plan_config_change(&state.image, &change).map(|r| {
+                records.extend(r);
+            });
+            results.push(result);
+        }
+        if validate_only || records.is_empty() {
+            return (results, state.image.offset);
+        }
+        match self.commit(&mut state, records) {
+            Ok(offset) => (results, offset),
+            Err(e) => (
+                results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
+                state.image.offset,
+            ),
+        }
+    }
+
+    fn plan_config_change(
+        &self,
+        image: &MetadataImage,
+        change: &ConfigChange,
+    ) -> Result<Vec<MetadataRecord>, ApiError> {
+        let current = match change.resource_type {
+            ConfigResourceType::Topic => {
+                if image.topic(&change.resource_name).is_none() {
+                    return Err(ApiError::new(
+                        ErrorCode::UnknownTopicOrPartition,
+                        format!("The topic '{}' does not exist.", change.resource_name),
+                    ));
+                }
+                image.topic_config(&change.resource_name)
+            }
+            ConfigResourceType::Broker => {
+                if !change.resource_name.is_empty() && change.resource_name.parse::<i32>().is_err()
+                {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("Invalid broker name {}", change.resource_name),
+                    ));
+                }
+                image.broker_config(&change.resource_name)
+            }
+        };
+        let mut names = HashSet::new();
+        if let Some((dup, _)) = change.ops.iter().find(|(n, _)| !names.insert(n.clone())) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("Error due to duplicate config keys: {dup}"),
+            ));
+        }
+        let mut next = if change.replace_all {
+            BTreeMap::new()
+        } else {
+            current.clone()
+        };
+        for (name, op) in &change.ops {
+            match op {
+                ConfigOp::Set(v) => {
+                    next.insert(name.clone(), v.clone());
+                }
+                ConfigOp::Delete => {
+                    next.remove(name);
+                }
+                ConfigOp::Append(v) | ConfigOp::Subtract(v) => {
+                    if !self.validator.is_list(change.resource_type, name) {
+                        return Err(ApiError::new(
+                            ErrorCode::InvalidConfig,
+                            format!(
+                                "Config value append/subtract is not allowed for config key: {name}"
+                            ),
+                        ));
+                    }
+                    let mut items: Vec<String> = next
+                        .get(name)
+                        .map(|s| {
+                            s.split(',')
+                                .map(str::trim)
+                                .filter(|x| !x.is_empty())
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    for item in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                        if matches!(op, ConfigOp::Append(_)) {
+                            if !items.iter().any(|i| i == item) {
+                                items.push(item.to_string());
+                            }
+                        } else {
+                            items.retain(|i| i != item);
+                        }
+                    }
+                    if items.is_empty() && matches!(op, ConfigOp::Subtract(_)) {
+                        next.remove(name);
+                    } else {
+                        next.insert(name.clone(), items.join(","));
+                    }
+                }
+            }
+        }
+        match change.resource_type {
+            ConfigResourceType::Topic => self
+                .validator
+                .validate_topic(&change.resource_name, &next)?,
+            ConfigResourceType::Broker => self
+                .validator
+                .validate_broker(&change.resource_name, &next)?,
+        }
+        let mut records = Vec::new();
+        let keys: BTreeSet<&String> = current.keys().chain(next.keys()).collect();
+        for key in keys {
+            let before = current.get(key);
+            let after = next.get(key);
+            if before != after {
+                records.push(MetadataRecord::Config {
+                    resource_type: change.resource_type,
+                    resource_name: change.resource_name.clone(),
+                    name: key.clone(),
+                    value: after.cloned(),
+                });
+            }
+        }
+        Ok(records)
+    }
+
+    /// Appends `records` durably, applies them and publishes the new image.
+    fn commit(
+        &self,
+        state: &mut State,
+        records: Vec<MetadataRecord>,
+    ) -> Result<CommitOffset, ApiError> {
+        let first = state.log.append(&records).map_err(|e| {
+            tracing::error!(error = %e, "metadata log append failed");
+            ApiError::new(ErrorCode::KafkaStorageError, e.to_string())
+        })?;
+        let mut image = state.image.clone();
+        for (i, record) in records.iter().enumerate() {
+            image.apply(first + i as i64, record);
+        }
+        state.image = image.clone();
+        let offset = image.offset;
+        self.image_tx.send_replace(Arc::new(image));
+        Ok(offset)
+    }
+}
+
+fn placement_brokers(image: &MetadataImage) -> Vec<PlacementBroker> {
+    image
+        .brokers
+        .values()
+        .map(|b| PlacementBroker {
+            id: b.id,
+            rack: b.rack.clone(),
+        })
+        .collect()
+}
+
+fn placement_error(e: PlacementError) -> ApiError {
+    match e {
+        PlacementError::NotEnoughBrokers {
+            replication_factor,
+            brokers,
+        } => ApiError::new(
+            ErrorCode::InvalidReplicationFactor,
+            format!(
+                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {brokers} broker(s) are registered."
+            ),
+        ),
+        PlacementError::InvalidReplicationFactor => {
+            ApiError::new(ErrorCode::InvalidReplicationFactor, e.to_string())
+        }
+    }
+}
+
+fn new_partition_record(topic_id: Uuid, partition_id: i32, replicas: &[i32]) -> MetadataRecord {
+    MetadataRecord::Partition {
+        topic_id,
+        partition_id,
+        replicas: replicas.to_vec(),
+        isr: replicas.to_vec(),
+        leader: replicas.first().copied().unwrap_or(-1),
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
+
+fn validate_manual_assignments(
+    image: &MetadataImage,
+    assignments: &BTreeMap<i32, Vec<i32>>,
+    first_partition: i32,
+) -> Result<(), ApiError> {
+    let invalid = |m: String| ApiError::new(ErrorCode::InvalidReplicaAssignment, m);
+    let mut expected = first_partition;
+    let mut rf = None;
+    for (&partition, replicas) in assignments {
+        if partition != expected {
+            return Err(invalid(format!(
+                "Partitions should be a consecutive 0-based integer sequence, but partition {partition} was found where {expected} was expected."
+            )));
+        }
+        expected += 1;
+        if replicas.is_empty() {
+            return Err(invalid(format!(
+                "The manual partition assignment includes an empty replica list for partition {partition}."
+            )));
+        }
+        let unique: HashSet<_> = replicas.iter().collect();
+        if unique.len() != replicas.len() {
+            return Err(invalid(format!(
+                "The manual partition assignment includes the broker {} more than once.",
+                replicas
+                    .iter()
+                    .find(|r| replicas.iter().filter(|x| x == r).count() > 1)
+                    .copied()
+                    .unwrap_or(-1)
+            )));
+        }
+        if let Some(&missing) = replicas.iter().find(|r| !image.brokers.contains_key(r)) {
+            return Err(invalid(format!(
+                "The manual partition assignment includes broker {missing}, but no such broker is registered."
+            )));
+        }
+        match rf {
+            None => rf = Some(replicas.len()),
+            Some(n) if n != replicas.len() => {
+                return Err(invalid(
+                    "All partitions in the manual partition assignment must have the same number of replicas."
+                        .into(),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn plan_partitions(
+    image: &MetadataImage,
+    name: &str,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+) -> Result<Vec<MetadataRecord>, ApiError> {
+    let topic = image.topic(name).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        )
+    })?;
+    let current = topic.partitions.len() as i32;
+    if count < current {
+        return Err(ApiError::new(
+            ErrorCode::InvalidPartitions,
+            format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
+        ));
+    }
+    if count == current {
+        return Err(ApiError::new(
+            ErrorCode::InvalidPartitions,
+            format!("Topic already has {current} partitions."),
+        ));
+    }
+    if i64::from(count - current) > MAX_PARTITIONS_PER_REQUEST {
+        return Err(ApiError::new(
+            ErrorCode::PolicyViolation,
+            "Unable to perform excessively large batch operation.",
+        ));
+    }
+    let new_assignments = match assignments {
+        Some(list) => {
+            if list.len() as i32 != count - current {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!(
+                        "Attempted to add {} additional partition(s), but only {} assignment(s) were specified.",
+                        count - current,
+                        list.len()
+                    ),
+                ));
+            }
+            let map: BTreeMap<i32, Vec<i32>> = list
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (current + i as i32, r))
+                .collect();
+            validate_manual_assignments(image, &map, current)?;
+            let existing_rf = topic.partitions.values().next().map(|p| p.replicas.len());
+            if let (Some(rf), Some(first)) = (existing_rf, map.values().next()) {
+                if first.len() != rf {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidReplicaAssignment,
+                        format!(
+                            "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
+                            first.len()
+                        ),
+                    ));
+                }
+            }
+            map
+        }
+        None => {
+            let rf = topic
+                .partitions
+                .values()
+                .next()
+                .map_or(1, |p| p.replicas.len() as i16);
+            placement::assign(
+                &placement_brokers(image),
+                current,
+                count - current,
+                rf,
+                None,
+            )
+            .map_err(placement_error)?
+        }
+    };
+    Ok(new_assignments
+        .iter()
+        .map(|(&p, replicas)| new_partition_record(topic.id, p, replicas))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct AcceptAll;
+    impl ConfigValidator for AcceptAll {
+        fn validate_topic(&self, _: &str, c: &BTreeMap<String, String>) -> Result<(), ApiError> {
+            if c.contains_key("bad") {
+                return Err(ApiError::new(ErrorCode::InvalidConfig, "bad"));
+            }
+            Ok(())
+        }
+        fn validate_broker(&self, _: &str, _: &BTreeMap<String, String>) -> Result<(), ApiError> {
+            Ok(())
+        }
+        fn is_list(&self, _: ConfigResourceType, name: &str) -> bool {
+            name == "cleanup.policy"
+        }
+    }
+
+    fn controller(dir: &Path) -> Arc<Controller> {
+        let c = Controller::open(
+            dir,
+            ControllerConfig {
+                default_num_partitions: 2,
+                default_replication_factor: 1,
+                delete_topic_enable: true,
+            },
+            Arc::new(AcceptAll),
+        )
+        .unwrap();
+        c.register_broker(1, vec![], None).unwrap();
+        c
+    }
+
+    fn spec(name: &str) -> CreateTopicSpec {
+        CreateTopicSpec {
+            name: name.into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn creates_validates_and_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = controller(dir.path());
+            let (results, _) = c.create_topics(vec![spec("a"), spec("a.b"), spec("a_b")], false);
+            assert!(results[0].is_ok());
+            assert!(results[1].is_ok());
+            assert_eq!(
+                results[2].as_ref().unwrap_err().code,
+                ErrorCode::InvalidTopicException
+            );
+            let (again, _) = c.create_topics(vec![spec("a")], false);
+            assert_eq!(
+                again[0].as_ref().unwrap_err().code,
+                ErrorCode::TopicAlreadyExists
+            );
+            let mut rf3 = spec("x");
+            rf3.replication_factor = 3;
+            let (r, _) = c.create_topics(vec![rf3], false);
+            assert_eq!(
+                r[0].as_ref().unwrap_err().code,
+                ErrorCode::InvalidReplicationFactor
+            );
+            let mut bad = spec("y");
+            bad.configs = vec![("bad".into(), Some("1".into()))];
+            let (r, _) = c.create_topics(vec![bad], false);
+            assert_eq!(r[0].as_ref().unwrap_err().code, ErrorCode::InvalidConfig);
+            let (r, _) = c.create_topics(vec![spec("v")], true);
+            assert!(r[0].is_ok());
+            assert!(c.image().topic("v").is_none());
+        }
+        let c = controller(dir.path());
+        let image = c.image();
+        assert_eq!(image.topic("a").unwrap().partitions.len(), 2);
+        assert!(image.topic("a.b").is_some());
+    }
+
+    #[test]
+    fn partitions_grow_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = controller(dir.path());
+        c.create_topics(vec![spec("t")], false);
+        let (r, _) = c.create_partitions(vec![("t".into(), 1, None)], false);
+        assert_eq!(
+            r[0].as_ref().unwrap_err().code,
+            ErrorCode::InvalidPartitions
+        );
+        let (r, _) = c.create_partitions(vec![("t".into(), 5, None)], false);
+        assert!(r[0].is_ok());
+        assert_eq!(c.image().topic("t").unwrap().partitions.len(), 5);
+    }
+
+    #[test]
+    fn incremental_config_ops() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = controller(dir.path());
+        c.create_topics(vec![spec("t")], false);
+        let change = |ops| ConfigChange {
+            resource_type: ConfigResourceType::Topic,
+            resource_name: "t".into(),
+            ops,
+            replace_all: false,
+        };
+        let (r, _) = c.alter_configs(
+            vec![change(vec![
+                ("cleanup.policy".into(), ConfigOp::Append("compact".into())),
+                ("retention.ms".into(), ConfigOp::Set("5".into())),
+            ])],
+            false,
+        );
+        assert!(r[0].is_ok());
+        let (r, _) = c.alter_configs(
+            vec![change(vec![(
+                "cleanup.policy".into(),
+                ConfigOp::Append("delete".into()),
+            )])],
+            false,
+        );
+        assert!(r[0].is_ok());
+        assert_eq!(
+            c.image().topic_config("t")["cleanup.policy"],
+            "compact,delete"
+        );
+        let (r, _) = c.alter_configs(
+            vec![change(vec![(
+                "retention.ms".into(),
+                ConfigOp::Append("1".into()),
+            )])],
+            false,
+        );
+        assert_eq!(r[0].as_ref().unwrap_err().code, ErrorCode::InvalidConfig);
+        let (r, _) = c.alter_configs(
+            vec![change(vec![("retention.ms".into(), ConfigOp::Delete)])],
+            false,
+        );
+        assert!(r[0].is_ok());
+        assert!(!c.image().topic_config("t").contains_key("retention.ms"));
+    }
+
+    #[test]
+    fn delete_by_name_and_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = controller(dir.path());
+        c.create_topics(vec![spec("t"), spec("u")], false);
+        let id = c.image().topic("u").unwrap().id;
+        let (r, _) = c.delete_topics(vec![
+            TopicRef::Name("t".into()),
+            TopicRef::Id(id),
+            TopicRef::Name("nope".into()),
+            TopicRef::Id(Uuid::new_v4()),
+        ]);
+        assert!(r[0].is_ok() && r[1].is_ok());
+        assert_eq!(
+            r[2].as_ref().unwrap_err().code,
+            ErrorCode::UnknownTopicOrPartition
+        );
+        assert_eq!(r[3].as_ref().unwrap_err().code, ErrorCode::UnknownTopicId);
+        assert!(c.image().topics_by_id.is_empty());
+    }
+}

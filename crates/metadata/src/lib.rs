@@ -1,0 +1,34 @@
+//! Cluster metadata: what topics, partitions, brokers and configs exist.
+//!
+//! Millrace follows KRaft's shape. Every change is a [`records::MetadataRecord`]
+//! appended to an ordered metadata log; the [`image::MetadataImage`] is the
+//! result of applying that log, and brokers serve Metadata requests from it.
+//! The [`controller::Controller`] is the only writer: it validates a request
+//! (create topics, alter configs …), turns it into records, appends them and
+//! publishes the new image to every subscriber.
+//!
+//! Today the log is a single local file ([`metadata_log::MetadataLog`]); the
+//! replication issue puts the same records behind a Raft quorum without
+//! changing the image or the controller's interface.
+//!
+//! # Layout
+//!
+//! - [`records`]: the record types, serialised as JSON lines.
+//! - [`image`]: the applied state (`*_table` in Redpanda's terms).
+//! - [`metadata_log`]: the durable, append-only record log with torn-tail recovery.
+//! - [`controller`]: validation and record generation (the `*_frontend`).
+//! - [`topic_name`]: Kafka's topic-name rules.
+//! - [`placement`]: replica assignment for new partitions.
+//! - [`error`]: [`error::ApiError`], a Kafka error code with a message.
+
+pub mod controller;
+pub mod error;
+pub mod image;
+pub mod metadata_log;
+pub mod placement;
+pub mod records;
+pub mod topic_name;
+
+pub use controller::Controller;
+pub use error::ApiError;
+pub use image::MetadataImage;
