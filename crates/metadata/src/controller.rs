@@ -119,6 +119,26 @@ pub struct ConfigChange {
     pub replace_all: bool,
 }
 
+/// A topic DeleteTopics removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedTopic {
+    /// Its name.
+    pub name: String,
+    /// Its id.
+    pub id: Uuid,
+}
+
+/// One topic of a CreatePartitions request.
+#[derive(Debug, Clone)]
+pub struct PartitionGrowth {
+    /// The topic to grow.
+    pub topic: String,
+    /// The new total partition count.
+    pub count: i32,
+    /// Replica lists for the new partitions, if given.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
 /// Result of a successful write: the offset after which the change is visible.
 pub type CommitOffset = i64;
 
@@ -145,9 +165,9 @@ impl Controller {
     ) -> Result<Arc<Controller>, MetadataLogError> {
         let (log, batches) = MetadataLog::open(metadata_dir)?;
         let mut image = MetadataImage::empty();
-        for (first, records) in batches {
-            for (i, record) in records.iter().enumerate() {
-                image.apply(first + i as i64, record);
+        for batch in batches {
+            for (i, record) in batch.records.iter().enumerate() {
+                image.apply(batch.offset + i as i64, record);
             }
         }
         tracing::info!(
@@ -369,7 +389,7 @@ impl Controller {
     pub fn delete_topics(
         &self,
         topics: Vec<TopicRef>,
-    ) -> (Vec<Result<(String, Uuid), ApiError>>, CommitOffset) {
+    ) -> (Vec<Result<DeletedTopic, ApiError>>, CommitOffset) {
         let mut state = self.state.lock();
         let mut records = Vec::new();
         let mut deleted = HashSet::new();
@@ -399,7 +419,10 @@ impl Controller {
                 if deleted.insert(t.id) {
                     records.push(MetadataRecord::RemoveTopic { topic_id: t.id });
                 }
-                Ok((t.name.clone(), t.id))
+                Ok(DeletedTopic {
+                    name: t.name.clone(),
+                    id: t.id,
+                })
             });
             results.push(result);
         }
@@ -419,19 +442,24 @@ impl Controller {
     /// explicit assignments for the new ones.
     pub fn create_partitions(
         &self,
-        requests: Vec<(String, i32, Option<Vec<Vec<i32>>>)>,
+        requests: Vec<PartitionGrowth>,
         validate_only: bool,
     ) -> (Vec<Result<(), ApiError>>, CommitOffset) {
         let mut state = self.state.lock();
         let mut seen = HashSet::new();
         let duplicates: HashSet<String> = requests
             .iter()
-            .filter(|r| !seen.insert(r.0.clone()))
-            .map(|r| r.0.clone())
+            .filter(|r| !seen.insert(r.topic.clone()))
+            .map(|r| r.topic.clone())
             .collect();
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(requests.len());
-        for (name, count, assignments) in requests {
+        for PartitionGrowth {
+            topic: name,
+            count,
+            assignments,
+        } in requests
+        {
             let result = if duplicates.contains(&name) {
                 Err(ApiError::new(
                     ErrorCode::InvalidRequest,
@@ -657,15 +685,13 @@ fn validate_manual_assignments(
     first_partition: i32,
 ) -> Result<(), ApiError> {
     let invalid = |m: String| ApiError::new(ErrorCode::InvalidReplicaAssignment, m);
-    let mut expected = first_partition;
     let mut rf = None;
-    for (&partition, replicas) in assignments {
+    for (expected, (&partition, replicas)) in (first_partition..).zip(assignments.iter()) {
         if partition != expected {
             return Err(invalid(format!(
                 "Partitions should be a consecutive 0-based integer sequence, but partition {partition} was found where {expected} was expected."
             )));
         }
-        expected += 1;
         if replicas.is_empty() {
             return Err(invalid(format!(
                 "The manual partition assignment includes an empty replica list for partition {partition}."
@@ -868,17 +894,25 @@ mod tests {
         assert!(image.topic("a.b").is_some());
     }
 
+    fn grow(topic: &str, count: i32) -> PartitionGrowth {
+        PartitionGrowth {
+            topic: topic.into(),
+            count,
+            assignments: None,
+        }
+    }
+
     #[test]
     fn partitions_grow_only() {
         let dir = tempfile::tempdir().unwrap();
         let c = controller(dir.path());
         c.create_topics(vec![spec("t")], false);
-        let (r, _) = c.create_partitions(vec![("t".into(), 1, None)], false);
+        let (r, _) = c.create_partitions(vec![grow("t", 1)], false);
         assert_eq!(
             r[0].as_ref().unwrap_err().code,
             ErrorCode::InvalidPartitions
         );
-        let (r, _) = c.create_partitions(vec![("t".into(), 5, None)], false);
+        let (r, _) = c.create_partitions(vec![grow("t", 5)], false);
         assert!(r[0].is_ok());
         assert_eq!(c.image().topic("t").unwrap().partitions.len(), 5);
     }

@@ -57,6 +57,15 @@ pub enum MetadataLogError {
     },
 }
 
+/// A batch read back from the log at open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedBatch {
+    /// Offset of the batch's first record.
+    pub offset: i64,
+    /// The records, in order.
+    pub records: Vec<MetadataRecord>,
+}
+
 /// The open log, positioned at its end.
 pub struct MetadataLog {
     path: PathBuf,
@@ -69,7 +78,7 @@ impl MetadataLog {
     /// with every committed batch, in order.
     pub fn open(
         metadata_dir: &Path,
-    ) -> Result<(MetadataLog, Vec<(i64, Vec<MetadataRecord>)>), MetadataLogError> {
+    ) -> Result<(MetadataLog, Vec<CommittedBatch>), MetadataLogError> {
         let dir = metadata_dir.join(DIR_NAME);
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
@@ -111,7 +120,10 @@ impl MetadataLog {
                         });
                     }
                     next_offset += batch.records.len() as i64;
-                    batches.push((batch.offset, batch.records));
+                    batches.push(CommittedBatch {
+                        offset: batch.offset,
+                        records: batch.records,
+                    });
                     valid_len = line_end;
                 }
                 _ if is_last => {
@@ -248,7 +260,7 @@ mod tests {
         fs::write(&file, &bytes).unwrap();
         let (mut log, batches) = MetadataLog::open(dir.path()).unwrap();
         assert_eq!(batches.len(), 2);
-        assert_eq!(batches[1].0, 2);
+        assert_eq!(batches[1].offset, 2);
         assert_eq!(fs::metadata(&file).unwrap().len() as usize, good_len);
         assert_eq!(log.append(&[config("d")]).unwrap(), 3);
     }

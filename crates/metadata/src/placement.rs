@@ -79,7 +79,7 @@ pub fn assign(
     let mut result = BTreeMap::new();
     for partition in first_partition..first_partition + count {
         let p = partition.max(0) as usize;
-        if p > 0 && p % n == 0 {
+        if p > 0 && p.is_multiple_of(n) {
             shift += 1;
         }
         let first = (p + start_index) % n;

@@ -413,6 +413,9 @@ pub fn compress(compression: Compression, raw: &[u8]) -> Result<Vec<u8>, Records
     Ok(out)
 }
 
+/// A record header: a key and a nullable value.
+pub type HeaderPair<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// One record inside a batch, borrowed from the (decompressed) payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -434,7 +437,7 @@ pub struct Record<'a> {
 
 impl<'a> Record<'a> {
     /// Decodes the headers as (key, value) pairs.
-    pub fn header_pairs(&self) -> Result<Vec<(&'a [u8], Option<&'a [u8]>)>, RecordsError> {
+    pub fn header_pairs(&self) -> Result<Vec<HeaderPair<'a>>, RecordsError> {
         let mut cursor = Cursor::new(self.headers);
         let mut out = Vec::with_capacity(self.header_count.max(0) as usize);
         for _ in 0..self.header_count {
