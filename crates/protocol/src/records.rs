@@ -83,9 +83,10 @@ pub enum RecordsError {
     /// Message format v0/v1 (or an unknown magic byte).
     #[error("record batch magic {0} is not supported (only magic 2)")]
     UnsupportedMagic(i8),
-    /// A record inside a well-formed batch breaks the format rules.
-    #[error("invalid record: {0}")]
-    InvalidRecord(String),
+    /// A record inside a batch with a valid CRC does not decode: lengths,
+    /// varints or the record count disagree with the bytes.
+    #[error("malformed record: {0}")]
+    MalformedRecord(String),
     /// A batch is larger than `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds the maximum of {max} bytes")]
     TooLarge {
@@ -113,9 +114,9 @@ impl RecordsError {
         match self {
             RecordsError::Corrupt(_)
             | RecordsError::CrcMismatch { .. }
+            | RecordsError::MalformedRecord(_)
             | RecordsError::Decompression { .. } => ResponseError::CorruptMessage,
             RecordsError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
-            RecordsError::InvalidRecord(_) => ResponseError::InvalidRecord,
             RecordsError::TooLarge { .. } => ResponseError::MessageTooLarge,
             RecordsError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
         }
@@ -443,7 +444,7 @@ impl<'a> Record<'a> {
         for _ in 0..self.header_count {
             let key = cursor
                 .bytes()?
-                .ok_or_else(|| RecordsError::InvalidRecord("null header key".into()))?;
+                .ok_or_else(|| RecordsError::MalformedRecord("null header key".into()))?;
             let value = cursor.bytes()?;
             out.push((key, value));
         }
@@ -468,7 +469,7 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.remaining <= 0 {
             if !self.buf.is_empty() {
                 self.failed = true;
-                return Some(Err(RecordsError::InvalidRecord(format!(
+                return Some(Err(RecordsError::MalformedRecord(format!(
                     "{} unexpected bytes after the last record",
                     self.buf.len()
                 ))));
@@ -488,7 +489,7 @@ fn parse_record<'a>(buf: &mut &'a [u8]) -> Result<Record<'a>, RecordsError> {
     let mut outer = Cursor::new(buf);
     let length = outer.varint()?;
     if length < 0 || length as usize > outer.remaining() {
-        return Err(RecordsError::InvalidRecord(format!(
+        return Err(RecordsError::MalformedRecord(format!(
             "record length {length} exceeds the {} bytes left in the batch",
             outer.remaining()
         )));
@@ -503,7 +504,7 @@ fn parse_record<'a>(buf: &mut &'a [u8]) -> Result<Record<'a>, RecordsError> {
     let value = cursor.bytes()?;
     let header_count = cursor.varint()?;
     if header_count < 0 {
-        return Err(RecordsError::InvalidRecord(format!(
+        return Err(RecordsError::MalformedRecord(format!(
             "negative header count {header_count}"
         )));
     }
@@ -512,12 +513,12 @@ fn parse_record<'a>(buf: &mut &'a [u8]) -> Result<Record<'a>, RecordsError> {
     let mut header_cursor = Cursor::new(headers);
     for _ in 0..header_count {
         if header_cursor.bytes()?.is_none() {
-            return Err(RecordsError::InvalidRecord("null header key".into()));
+            return Err(RecordsError::MalformedRecord("null header key".into()));
         }
         header_cursor.bytes()?;
     }
     if header_cursor.remaining() != 0 {
-        return Err(RecordsError::InvalidRecord(format!(
+        return Err(RecordsError::MalformedRecord(format!(
             "record length {length} does not match its contents"
         )));
     }
@@ -607,6 +608,14 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 pub fn set_log_append_time(batch: &mut [u8], timestamp: i64) {
     let attributes = be_i16(batch, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_BIT;
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Replaces the max timestamp of a CreateTime batch (Kafka corrects a
+/// producer's wrong value) and recomputes the CRC.
+pub fn set_max_timestamp(batch: &mut [u8], timestamp: i64) {
     batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&timestamp.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
@@ -851,14 +860,14 @@ impl<'a> Cursor<'a> {
         let (&first, rest) = self
             .buf
             .split_first()
-            .ok_or_else(|| RecordsError::InvalidRecord("record ends early".into()))?;
+            .ok_or_else(|| RecordsError::MalformedRecord("record ends early".into()))?;
         self.buf = rest;
         Ok(first)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], RecordsError> {
         if n > self.buf.len() {
-            return Err(RecordsError::InvalidRecord(format!(
+            return Err(RecordsError::MalformedRecord(format!(
                 "field of {n} bytes exceeds the {} bytes left",
                 self.buf.len()
             )));
@@ -877,13 +886,13 @@ impl<'a> Cursor<'a> {
                 return Ok(value);
             }
         }
-        Err(RecordsError::InvalidRecord("varint is too long".into()))
+        Err(RecordsError::MalformedRecord("varint is too long".into()))
     }
 
     fn varint(&mut self) -> Result<i32, RecordsError> {
         let raw = self.unsigned_varint(5)?;
         if raw > u64::from(u32::MAX) {
-            return Err(RecordsError::InvalidRecord(
+            return Err(RecordsError::MalformedRecord(
                 "varint overflows 32 bits".into(),
             ));
         }
@@ -900,7 +909,7 @@ impl<'a> Cursor<'a> {
         let len = self.varint()?;
         match len {
             -1 => Ok(None),
-            n if n < -1 => Err(RecordsError::InvalidRecord(format!("invalid length {n}"))),
+            n if n < -1 => Err(RecordsError::MalformedRecord(format!("invalid length {n}"))),
             n => self.take(n as usize).map(Some),
         }
     }

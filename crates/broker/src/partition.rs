@@ -1,0 +1,325 @@
+//! A partition replica hosted by this broker: its log, its leadership state
+//! and the high watermark consumers may read up to.
+//!
+//! Even with one replica a partition has a leader epoch (stamped into every
+//! batch and checked against clients' `current_leader_epoch`) and a high
+//! watermark (the minimum log end offset over the in-sync replicas; with an
+//! ISR of one, the log end offset), so replication adds followers without
+//! changing what produce and fetch see.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use millrace_protocol::ErrorCode;
+use millrace_storage::{Log, StorageError};
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::log_validator::{self, ProduceError};
+use crate::topic_settings::TopicSettings;
+
+/// Leadership as the metadata image last described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderState {
+    /// Current leader id, -1 for none.
+    pub leader: i32,
+    /// Current leader epoch.
+    pub leader_epoch: i32,
+    /// Partition epoch.
+    pub partition_epoch: i32,
+    /// All replicas.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+/// Which records a reader may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Up to the high watermark.
+    ReadUncommitted,
+    /// Up to the last stable offset (transactions decided).
+    ReadCommitted,
+}
+
+/// A successful leader append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Offset of the first record appended.
+    pub base_offset: i64,
+    /// The LogAppendTime stamped, or -1 for CreateTime topics.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+/// What a fetch of one partition returns.
+#[derive(Debug, Clone)]
+pub struct PartitionRead {
+    /// Whole batches starting at (or containing) the fetch offset.
+    pub records: Bytes,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Last stable offset.
+    pub last_stable_offset: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+}
+
+/// A replica of one partition on this broker.
+pub struct Partition {
+    topic: Arc<str>,
+    topic_id: Uuid,
+    index: i32,
+    display: String,
+    node_id: i32,
+    log: Arc<Log>,
+    leader: RwLock<LeaderState>,
+    settings: RwLock<Arc<TopicSettings>>,
+    new_data: Notify,
+}
+
+impl Partition {
+    /// Wraps an open log.
+    pub fn new(
+        topic: Arc<str>,
+        topic_id: Uuid,
+        index: i32,
+        node_id: i32,
+        log: Arc<Log>,
+        leader: LeaderState,
+        settings: Arc<TopicSettings>,
+    ) -> Self {
+        let partition = Partition {
+            display: format!("{topic}-{index}"),
+            topic,
+            topic_id,
+            index,
+            node_id,
+            log,
+            leader: RwLock::new(leader),
+            settings: RwLock::new(settings),
+            new_data: Notify::new(),
+        };
+        partition.maybe_advance_high_watermark();
+        partition
+    }
+
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Topic id.
+    pub fn topic_id(&self) -> Uuid {
+        self.topic_id
+    }
+
+    /// Partition index.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// The underlying log.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// The leadership state.
+    pub fn leader_state(&self) -> LeaderState {
+        self.leader.read().clone()
+    }
+
+    /// The topic's effective settings.
+    pub fn settings(&self) -> Arc<TopicSettings> {
+        self.settings.read().clone()
+    }
+
+    /// Applies new leadership from the metadata image.
+    pub fn update_leader_state(&self, state: LeaderState) {
+        let changed = {
+            let mut current = self.leader.write();
+            let changed = *current != state;
+            *current = state;
+            changed
+        };
+        if changed {
+            self.maybe_advance_high_watermark();
+            self.new_data.notify_waiters();
+        }
+    }
+
+    /// Applies changed topic configs (retention, segment size, …).
+    pub fn update_settings(&self, settings: Arc<TopicSettings>) {
+        self.log.update_config(settings.log.clone());
+        *self.settings.write() = settings;
+    }
+
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.leader.read().leader == self.node_id
+    }
+
+    /// Checks a client's `current_leader_epoch` (-1 = not checked), as Kafka
+    /// does for Fetch, ListOffsets and OffsetForLeaderEpoch.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ErrorCode> {
+        let epoch = self.leader.read().leader_epoch;
+        match current_leader_epoch {
+            -1 => Ok(()),
+            e if e < epoch => Err(ErrorCode::FencedLeaderEpoch),
+            e if e > epoch => Err(ErrorCode::UnknownLeaderEpoch),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that this broker leads and the client's epoch is current.
+    pub fn check_leader(&self, current_leader_epoch: i32) -> Result<(), ErrorCode> {
+        if !self.is_leader() {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        self.check_leader_epoch(current_leader_epoch)
+    }
+
+    /// High watermark.
+    pub fn high_watermark(&self) -> i64 {
+        self.log.high_watermark()
+    }
+
+    /// Last stable offset: the high watermark until transactions arrive.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.high_watermark()
+    }
+
+    /// Log start offset.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    /// Log end offset.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// A future that completes on the next append or leadership change.
+    /// Create it *before* reading so no wake-up is missed.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.new_data.notified()
+    }
+
+    /// Validates and appends a Produce request's records as leader.
+    pub fn append_as_leader(
+        &self,
+        records: &Bytes,
+        required_acks: i16,
+        api_version: i16,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, ProduceError> {
+        let settings = self.settings();
+        let (leader_epoch, isr_len) = {
+            let state = self.leader.read();
+            if state.leader != self.node_id {
+                return Err(code_only(ErrorCode::NotLeaderOrFollower));
+            }
+            (state.leader_epoch, state.isr.len())
+        };
+        if required_acks == -1 && (isr_len as i32) < settings.min_insync_replicas {
+            return Err(ProduceError {
+                code: ErrorCode::NotEnoughReplicas,
+                message: Some(format!(
+                    "The size of the current ISR {isr_len} is insufficient to satisfy the min.isr requirement of {} for partition {}",
+                    settings.min_insync_replicas, self.display
+                )),
+                record_errors: Vec::new(),
+            });
+        }
+        let mut validated = log_validator::validate(
+            records,
+            api_version,
+            &settings.validation,
+            &self.display,
+            now_ms,
+        )?;
+        let info = self
+            .log
+            .append_as_leader(
+                &mut validated.records,
+                leader_epoch,
+                validated.log_append_time,
+            )
+            .map_err(|e| storage_produce_error(&self.display, e))?;
+        self.maybe_advance_high_watermark();
+        self.new_data.notify_waiters();
+        Ok(AppendOutcome {
+            base_offset: info.first_offset,
+            log_append_time: validated.log_append_time.unwrap_or(-1),
+            log_start_offset: info.log_start_offset,
+        })
+    }
+
+    /// Reads for a consumer (or, later, a follower).
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        isolation: Isolation,
+    ) -> Result<PartitionRead, ErrorCode> {
+        let high_watermark = self.high_watermark();
+        let last_stable_offset = self.last_stable_offset();
+        let limit = match isolation {
+            Isolation::ReadUncommitted => high_watermark,
+            Isolation::ReadCommitted => last_stable_offset,
+        };
+        let read = self
+            .log
+            .read(fetch_offset, max_bytes, limit, min_one_batch)
+            .map_err(|e| storage_error_code(&self.display, &e))?;
+        Ok(PartitionRead {
+            records: read.records,
+            high_watermark,
+            last_stable_offset,
+            log_start_offset: read.log_start_offset,
+        })
+    }
+
+    /// Advances the high watermark to the smallest log end offset of the ISR.
+    /// Followers arrive with replication; until then the ISR is this broker.
+    fn maybe_advance_high_watermark(&self) {
+        let state = self.leader.read();
+        if state.leader != self.node_id {
+            return;
+        }
+        if state.isr.iter().all(|&r| r == self.node_id) {
+            self.log.update_high_watermark(self.log.log_end_offset());
+        }
+    }
+}
+
+fn code_only(code: ErrorCode) -> ProduceError {
+    ProduceError {
+        code,
+        message: None,
+        record_errors: Vec::new(),
+    }
+}
+
+/// Maps a storage failure to the Kafka error code a client should see.
+pub fn storage_error_code(partition: &str, e: &StorageError) -> ErrorCode {
+    match e {
+        StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        StorageError::InvalidOffset(_) => ErrorCode::OffsetOutOfRange,
+        other => {
+            tracing::error!(partition, error = %other, "storage error");
+            ErrorCode::KafkaStorageError
+        }
+    }
+}
+
+fn storage_produce_error(partition: &str, e: StorageError) -> ProduceError {
+    ProduceError {
+        code: storage_error_code(partition, &e),
+        message: Some(e.to_string()),
+        record_errors: Vec::new(),
+    }
+}
