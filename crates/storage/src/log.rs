@@ -483,7 +483,8 @@ impl Log {
                         written += pending;
                     }
                     rolled.push((active.clone(), written));
-                    active = self.roll_locked(header.base_offset, config, now)?;
+                    active =
+                        self.roll_with_written(header.base_offset, config, now, Some(written))?;
                     written = 0;
                     run_start = pos;
                 }
@@ -591,10 +592,22 @@ impl Log {
     /// Starts a new active segment at `base_offset`; the old one gets its
     /// final time index entry and an asynchronous fsync.
     fn roll_locked(&self, base_offset: i64, config: &LogConfig, now: i64) -> Result<Arc<Segment>> {
+        self.roll_with_written(base_offset, config, now, None)
+    }
+
+    /// [`Log::roll_locked`] for an append in progress: `written` is the
+    /// active segment's size including the bytes not yet published.
+    fn roll_with_written(
+        &self,
+        base_offset: i64,
+        config: &LogConfig,
+        now: i64,
+        written: Option<u64>,
+    ) -> Result<Arc<Segment>> {
         let segments = self.segments_snapshot();
         if let Some(active) = segments.last() {
             active
-                .finish_active()
+                .finish_active(written.unwrap_or_else(|| active.size()))
                 .map_err(|e| self.io_err(format!("finishing {}", active.path()), e))?;
         }
         let segment = Segment::create(&self.dir, base_offset, config, now, roll_jitter(config))
@@ -1052,7 +1065,7 @@ impl Log {
         let result = (|| {
             if let Some(active) = self.segments_snapshot().last() {
                 active
-                    .finish_active()
+                    .finish_active(active.size())
                     .map_err(|e| self.io_err(format!("closing {}", active.path()), e))?;
             }
             self.dir_needs_sync.store(true, Ordering::Release);

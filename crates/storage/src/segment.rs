@@ -1033,7 +1033,9 @@ impl Segment {
 
     /// Called when the segment stops being active: appends the final time
     /// index entry, trims a preallocated file and writes the index files.
-    pub(crate) fn finish_active(&self) -> io::Result<()> {
+    /// `written` is the segment's size including bytes of an append still
+    /// in progress (not yet visible to readers).
+    pub(crate) fn finish_active(&self, written: u64) -> io::Result<()> {
         let mut idx = self.indexes.lock();
         self.load_indexes_locked(&mut idx)?;
         let max_ts = self.max_timestamp();
@@ -1048,9 +1050,9 @@ impl Segment {
                 relative_offset: rel,
             });
         }
-        let size = self.size();
-        if self.file.metadata()?.len() != size {
-            self.file.set_len(size)?;
+        if self.file.metadata()?.len() > written {
+            // Only a preallocated file is longer than its data.
+            self.file.set_len(written)?;
         }
         idx.offset.persist(false)?;
         idx.time.persist(false)
