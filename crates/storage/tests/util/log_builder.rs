@@ -140,3 +140,40 @@ pub fn read_all(log: &Log) -> Vec<Rec> {
     }
     out
 }
+
+impl TestLog {
+    /// Drops the manager without shutdown (a crash) but keeps the dir, so
+    /// a test can damage files before [`TestLog::reopen_only`].
+    pub fn crash_prepare(self) -> CrashedLog {
+        let TestLog {
+            dir,
+            manager,
+            log,
+            config,
+        } = self;
+        drop(log);
+        drop(manager);
+        CrashedLog { dir, config }
+    }
+}
+
+/// A log dir whose manager "crashed".
+pub struct CrashedLog {
+    pub dir: tempfile::TempDir,
+    pub config: LogConfig,
+}
+
+impl CrashedLog {
+    /// Opens the dir again.
+    pub fn reopen_only(self) -> TestLog {
+        let CrashedLog { dir, config } = self;
+        let manager = LogManager::open(options(dir.path()), move |_| config).expect("reopen");
+        let log = manager.get(&tp()).expect("log after reopen");
+        TestLog {
+            dir,
+            manager,
+            log,
+            config,
+        }
+    }
+}
