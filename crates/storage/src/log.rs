@@ -850,8 +850,11 @@ impl Log {
             let mut deleted = self.delete_log_start_breached_locked()?;
             if config.cleanup_delete {
                 if config.retention_ms >= 0 {
-                    let n = self
-                        .deletable(|seg, _| now_ms - seg.largest_timestamp() > config.retention_ms);
+                    let n = self.deletable(|seg, _| {
+                        // An empty segment (compaction can leave one) holds
+                        // nothing to retain, whatever its mtime says.
+                        seg.size() == 0 || now_ms - seg.largest_timestamp() > config.retention_ms
+                    });
                     deleted += self.delete_oldest_locked(n, "retention.ms")?;
                 }
                 if config.retention_bytes >= 0 {

@@ -81,7 +81,12 @@ fn crash_recovery_cuts_a_torn_tail() {
     let last = logs.last().unwrap().clone();
     let t = t.crash_prepare();
     let len = fs::metadata(&last).unwrap().len();
-    OpenOptions::new().write(true).open(&last).unwrap().set_len(len - 7).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
     let t = t.reopen_only();
     assert!(!t.manager.was_clean_shutdown());
     let got = t.read_all();
@@ -102,7 +107,9 @@ fn crash_recovery_stops_at_a_corrupt_batch_and_drops_later_segments() {
     // Flip a byte inside the second segment's second batch.
     let victim = &logs[1];
     let mut bytes = fs::read(victim).unwrap();
-    let first_len = millrace_protocol::records::BatchHeader::parse(&bytes).unwrap().size();
+    let first_len = millrace_protocol::records::BatchHeader::parse(&bytes)
+        .unwrap()
+        .size();
     bytes[first_len + 70] ^= 0xff;
     fs::write(victim, &bytes).unwrap();
     let t = t.reopen_only();
@@ -110,7 +117,11 @@ fn crash_recovery_stops_at_a_corrupt_batch_and_drops_later_segments() {
     assert_eq!(got, expected[..got.len()]);
     let second_base = got.iter().filter(|r| r.offset >= 0).count();
     assert!(second_base < expected.len());
-    assert_eq!(t.log.segment_count(), 2, "segments after the corruption are deleted");
+    assert_eq!(
+        t.log.segment_count(),
+        2,
+        "segments after the corruption are deleted"
+    );
     assert_eq!(segment_files(&t, ".log").len(), 2);
 }
 
@@ -126,7 +137,12 @@ fn epoch_entries_past_the_recovered_end_are_dropped() {
     let t = t.crash_prepare();
     let len = fs::metadata(&log_file).unwrap().len();
     let one = simple_batch(2, 0).len() as u64;
-    OpenOptions::new().write(true).open(&log_file).unwrap().set_len(len - one - 3).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log_file)
+        .unwrap()
+        .set_len(len - one - 3)
+        .unwrap();
     let t = t.reopen_only();
     assert_eq!(t.log.log_end_offset(), 4);
     assert_eq!(t.log.epoch_entries(), vec![(0, 0), (1, 2)]);
@@ -151,7 +167,10 @@ fn bad_index_files_are_rebuilt_after_a_clean_shutdown() {
         let got = t.log.read(r.offset, 1, i64::MAX, true).unwrap();
         assert!(!got.records.is_empty());
     }
-    assert_eq!(t.log.offset_for_timestamp(200).unwrap().map(|x| x.offset), Some(60));
+    assert_eq!(
+        t.log.offset_for_timestamp(200).unwrap().map(|x| x.offset),
+        Some(60)
+    );
 }
 
 #[test]
@@ -171,7 +190,9 @@ fn leftover_transition_files_are_cleaned_up() {
     ] {
         fs::write(pdir.join(junk), b"junk").unwrap();
     }
-    let gone = t.path().join("test-topic-1.0123456789abcdef0123456789abcdef-delete");
+    let gone = t
+        .path()
+        .join("test-topic-1.0123456789abcdef0123456789abcdef-delete");
     fs::create_dir(&gone).unwrap();
     fs::write(gone.join("00000000000000000000.log"), b"x").unwrap();
     fs::write(t.path().join("meta.properties"), b"version=1\n").unwrap();
@@ -183,14 +204,20 @@ fn leftover_transition_files_are_cleaned_up() {
         .collect();
     for n in &names {
         assert!(
-            !n.contains(".cleaned") && !n.contains(".deleted") && !n.contains(".swap") && !n.ends_with(".tmp"),
+            !n.contains(".cleaned")
+                && !n.contains(".deleted")
+                && !n.contains(".swap")
+                && !n.ends_with(".tmp"),
             "{n} left over"
         );
         assert_ne!(n, "00000000000000099999.index");
     }
     t.manager.shutdown().unwrap();
     assert!(!gone.exists(), "-delete dir removed");
-    assert!(t.path().join("meta.properties").exists(), "meta.properties untouched");
+    assert!(
+        t.path().join("meta.properties").exists(),
+        "meta.properties untouched"
+    );
 }
 
 #[test]
