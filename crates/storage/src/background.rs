@@ -103,10 +103,4 @@ impl Background {
             }
         }
     }
-
-    /// Whether tasks are waiting (tests).
-    #[cfg(test)]
-    pub(crate) fn pending(&self) -> usize {
-        self.queue.lock().len()
-    }
 }

@@ -197,7 +197,14 @@ impl LogManager {
             }
         }
         if dirs.iter().all(|d| d.is_offline()) {
-            return Err(StorageError::LogDirOffline(dirs[0].path().to_path_buf()));
+            let reasons: Vec<String> = dirs
+                .iter()
+                .map(|d| format!("{}: {}", d.path().display(), d.error().unwrap_or_default()))
+                .collect();
+            return Err(StorageError::Io {
+                context: "opening the log dirs".into(),
+                source: io::Error::other(format!("no usable log dir ({})", reasons.join("; "))),
+            });
         }
         Ok(Arc::new(LogManager {
             options,

@@ -144,7 +144,10 @@ fn tidy_dir(dir: &Path) -> io::Result<(BTreeMap<i64, SegmentPath>, BTreeSet<i64>
     }
     for index in indexes {
         if !logs.contains_key(&index.base_offset()) {
-            fs::remove_file(index.path())?;
+            match fs::remove_file(index.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
     }
     Ok((logs, recover))

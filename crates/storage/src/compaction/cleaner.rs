@@ -584,4 +584,101 @@ mod tests {
             assert_eq!(ts, vec![1_000, 1_500]);
         }
     }
+
+    fn keyed(key: &str, value: &str) -> Vec<u8> {
+        let mut b = BatchBuilder::new(0, Compression::None);
+        b.append(0, 1, Some(key.as_bytes()), Some(value.as_bytes()), 0, &[]);
+        b.build().unwrap().to_vec()
+    }
+
+    fn values(log: &Log) -> Vec<(i64, Vec<u8>)> {
+        let r = log.read(log.log_start_offset(), 1 << 20, i64::MAX, true).unwrap();
+        let mut out = Vec::new();
+        let mut offset = log.log_start_offset();
+        let mut bytes = r.records;
+        loop {
+            for batch in BatchIter::new(&bytes) {
+                let batch = batch.unwrap();
+                batch.verify_crc().unwrap();
+                for rec in batch.records().unwrap().iter() {
+                    let rec = rec.unwrap();
+                    out.push((
+                        batch.header.base_offset + i64::from(rec.offset_delta),
+                        rec.value.unwrap().to_vec(),
+                    ));
+                }
+                offset = batch.header.next_offset();
+            }
+            if offset >= log.log_end_offset() {
+                break;
+            }
+            bytes = log.read(offset, 1 << 20, i64::MAX, true).unwrap().records;
+        }
+        out
+    }
+
+    fn transitional(dir: &std::path::Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".swap") || n.contains(".cleaned") || n.contains(".deleted"))
+            .collect()
+    }
+
+    #[test]
+    fn a_crash_during_the_swap_recovers_the_old_or_the_new_segments() {
+        use crate::{LogConfig, LogManager, LogManagerOptions, TopicPartition};
+        let config = LogConfig {
+            segment_bytes: 100_000,
+            cleanup_compact: true,
+            cleanup_delete: false,
+            ..LogConfig::default()
+        };
+        let tp = TopicPartition::new("swap", 0);
+        for point in [
+            CrashPoint::AfterCleaned,
+            CrashPoint::AfterSwap,
+            CrashPoint::AfterOldDeleted,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = LogManagerOptions {
+                log_dirs: vec![dir.path().to_path_buf()],
+                cleaner_enabled: false,
+                ..LogManagerOptions::default()
+            };
+            let manager = LogManager::open(options.clone(), |_| config).unwrap();
+            let log = manager.get_or_create(&tp, uuid::Uuid::new_v4(), config).unwrap();
+            for round in 0..3 {
+                for k in 0..4 {
+                    let mut b = keyed(&format!("k{k}"), &format!("{round}"));
+                    log.append_as_leader(&mut b, 0, None).unwrap();
+                }
+                log.roll().unwrap();
+            }
+            log.update_high_watermark(i64::MAX);
+            let before = values(&log);
+            assert_eq!(before.len(), 12);
+            let pdir = log.dir().to_path_buf();
+            assert!(log.compact_and_crash(100, point).is_err());
+            drop(log);
+            drop(manager);
+            let manager = LogManager::open(options, |_| config).unwrap();
+            let log = manager.get(&tp).unwrap();
+            let after = values(&log);
+            match point {
+                CrashPoint::AfterCleaned => assert_eq!(after, before, "{point:?}: old segments"),
+                _ => {
+                    assert_eq!(after.len(), 4, "{point:?}: new segments {after:?}");
+                    assert!(after.iter().all(|(_, v)| v == b"2"), "{point:?}");
+                }
+            }
+            assert_eq!(log.log_end_offset(), 12);
+            assert!(transitional(&pdir).is_empty(), "{point:?}: {:?}", transitional(&pdir));
+            for (offset, _) in &after {
+                assert!(!log.read(*offset, 1, i64::MAX, true).unwrap().records.is_empty());
+            }
+            manager.shutdown().unwrap();
+        }
+    }
 }
+
