@@ -111,6 +111,20 @@ pub fn validate(
                 ),
             ))
         }
+        // Kafka's `ProduceRequest.validateRecords`: a v0/v1 message set in
+        // Produce v3+ is an InvalidRecordException; a magic byte no format
+        // has is a CorruptRecordException.
+        Some(Err(RecordsError::UnsupportedMagic(magic @ (0 | 1)))) => {
+            return Err(ProduceError::new(
+                ErrorCode::InvalidRecord,
+                format!(
+                    "Produce requests with version {api_version} are only allowed to contain record batches with magic version 2 (got magic {magic})"
+                ),
+            ))
+        }
+        Some(Err(e @ RecordsError::UnsupportedMagic(_))) => {
+            return Err(ProduceError::new(ErrorCode::CorruptMessage, e.to_string()))
+        }
         Some(Err(e)) => return Err(ProduceError::from_records(e)),
         Some(Ok(batch)) => batch,
     };
@@ -329,10 +343,17 @@ mod tests {
         let mut old = bytes.to_vec();
         old[16] = 1;
         assert_eq!(
+            validate(&Bytes::from(old.clone()), 9, &settings(), "t-0", 0)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidRecord
+        );
+        old[16] = 3;
+        assert_eq!(
             validate(&Bytes::from(old), 9, &settings(), "t-0", 0)
                 .unwrap_err()
                 .code,
-            ErrorCode::UnsupportedForMessageFormat
+            ErrorCode::CorruptMessage
         );
         let mut two = bytes.to_vec();
         two.extend_from_slice(&bytes);
