@@ -994,6 +994,16 @@ impl Log {
             active
                 .truncate_to(offset)
                 .map_err(|e| self.io_err(format!("truncating {}", active.path()), e))?;
+            // A batch straddling `offset` went entirely, so the data may now
+            // end below it. Start an empty segment at `offset` so the log end
+            // survives a restart (recovery takes it from the last segment).
+            let data_end = active
+                .read_next_offset()
+                .map_err(|e| self.io_err(format!("reading the end of {}", active.path()), e))?
+                .unwrap_or(active.base_offset());
+            if data_end < offset {
+                self.roll_locked(offset, &config, now_ms())?;
+            }
             self.after_truncation(offset)
         })();
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -17,7 +17,10 @@ struct Tmpfs {
 impl Tmpfs {
     fn mount(size: &str) -> Result<Tmpfs, String> {
         // SAFETY-free check for root: `id -u` avoids unsafe libc calls.
-        let uid = Command::new("id").arg("-u").output().map_err(|e| format!("id: {e}"))?;
+        let uid = Command::new("id")
+            .arg("-u")
+            .output()
+            .map_err(|e| format!("id: {e}"))?;
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
             return Err("not running as root".into());
         }
@@ -29,7 +32,10 @@ impl Tmpfs {
             .output()
             .map_err(|e| format!("mount: {e}"))?;
         if !out.status.success() {
-            return Err(format!("mount failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "mount failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         Ok(Tmpfs { _dir: dir, path })
     }
@@ -87,15 +93,25 @@ fn a_full_disk_fails_the_append_and_leaves_the_log_as_it_was() {
         assert!(appended > 0);
         let end = log.log_end_offset();
         assert_eq!(end, appended as i64 * 4);
-        assert_eq!(segment_bytes_on_disk(log.dir()), log.size_bytes(), "partial write cut back");
+        assert_eq!(
+            segment_bytes_on_disk(log.dir()),
+            log.size_bytes(),
+            "partial write cut back"
+        );
         assert_eq!(log.size_bytes(), (appended * batch.len()) as u64);
-        assert!(m.offline_dirs().is_empty(), "a full disk is not a failed disk");
+        assert!(
+            m.offline_dirs().is_empty(),
+            "a full disk is not a failed disk"
+        );
         // Everything acknowledged is still readable.
         let all = read_all(&log);
         assert_eq!(all.len() as i64, end);
         // A new epoch's checkpoint cannot be written either: still nothing changes.
         let mut b = batch.clone();
-        assert!(matches!(log.append_as_leader(&mut b, 9, None), Err(StorageError::NoSpace { .. })));
+        assert!(matches!(
+            log.append_as_leader(&mut b, 9, None),
+            Err(StorageError::NoSpace { .. })
+        ));
         assert_eq!(log.latest_epoch(), Some(0));
         assert_eq!(log.log_end_offset(), end);
         // Free space: the next append works and lands right after the old end.
@@ -135,15 +151,21 @@ fn an_io_error_takes_the_dir_offline_and_spares_the_others() {
     let err = log0.roll().unwrap_err();
     assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
     let failed = log0.log_dir().to_path_buf();
-    assert!(matches!(log0.append_as_leader(&mut simple_batch(1, 0), 0, None), Err(StorageError::LogDirOffline(p)) if p == failed));
-    assert!(matches!(log0.read(0, 100, i64::MAX, true), Err(StorageError::LogDirOffline(_))));
+    assert!(
+        matches!(log0.append_as_leader(&mut simple_batch(1, 0), 0, None), Err(StorageError::LogDirOffline(p)) if p == failed)
+    );
+    assert!(matches!(
+        log0.read(0, 100, i64::MAX, true),
+        Err(StorageError::LogDirOffline(_))
+    ));
     assert_eq!(m.offline_dirs().len(), 1);
     assert_eq!(m.offline_dirs()[0].0, failed);
     let usage = m.dir_usage();
     let bad = usage.iter().find(|u| u.path == failed).unwrap();
     assert!(bad.error.is_some());
     // The other dir keeps working and takes new partitions.
-    log1.append_as_leader(&mut simple_batch(1, 0), 0, None).unwrap();
+    log1.append_as_leader(&mut simple_batch(1, 0), 0, None)
+        .unwrap();
     let t2 = TopicPartition::new("t", 2);
     let log2 = m.get_or_create(&t2, topic_id(), config).unwrap();
     assert_eq!(log2.log_dir(), log1.log_dir());
@@ -162,7 +184,9 @@ fn an_unusable_dir_at_start_up_is_offline_but_the_broker_starts() {
     opts.log_dirs.push(b.path().to_path_buf());
     let m = LogManager::open(opts, |_| LogConfig::default()).unwrap();
     assert_eq!(m.offline_dirs().len(), 1);
-    let log = m.get_or_create(&tp(), topic_id(), LogConfig::default()).unwrap();
+    let log = m
+        .get_or_create(&tp(), topic_id(), LogConfig::default())
+        .unwrap();
     assert_eq!(log.log_dir(), b.path());
     // With no usable dir at all, open fails.
     assert!(LogManager::open(options(&not_a_dir), |_| LogConfig::default()).is_err());

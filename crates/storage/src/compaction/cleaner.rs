@@ -592,7 +592,9 @@ mod tests {
     }
 
     fn values(log: &Log) -> Vec<(i64, Vec<u8>)> {
-        let r = log.read(log.log_start_offset(), 1 << 20, i64::MAX, true).unwrap();
+        let r = log
+            .read(log.log_start_offset(), 1 << 20, i64::MAX, true)
+            .unwrap();
         let mut out = Vec::new();
         let mut offset = log.log_start_offset();
         let mut bytes = r.records;
@@ -647,7 +649,9 @@ mod tests {
                 ..LogManagerOptions::default()
             };
             let manager = LogManager::open(options.clone(), |_| config).unwrap();
-            let log = manager.get_or_create(&tp, uuid::Uuid::new_v4(), config).unwrap();
+            let log = manager
+                .get_or_create(&tp, uuid::Uuid::new_v4(), config)
+                .unwrap();
             for round in 0..3 {
                 for k in 0..4 {
                     let mut b = keyed(&format!("k{k}"), &format!("{round}"));
@@ -673,12 +677,19 @@ mod tests {
                 }
             }
             assert_eq!(log.log_end_offset(), 12);
-            assert!(transitional(&pdir).is_empty(), "{point:?}: {:?}", transitional(&pdir));
+            assert!(
+                transitional(&pdir).is_empty(),
+                "{point:?}: {:?}",
+                transitional(&pdir)
+            );
             for (offset, _) in &after {
-                assert!(!log.read(*offset, 1, i64::MAX, true).unwrap().records.is_empty());
+                assert!(!log
+                    .read(*offset, 1, i64::MAX, true)
+                    .unwrap()
+                    .records
+                    .is_empty());
             }
             manager.shutdown().unwrap();
         }
     }
 }
-
