@@ -15,6 +15,8 @@ pub struct DescribeClusterHandler;
 
 /// `endpoint_type` asking for broker endpoints.
 const BROKERS: i8 = 1;
+/// `endpoint_type` asking for controller endpoints.
+const CONTROLLERS: i8 = 2;
 
 impl Handler for DescribeClusterHandler {
     const KEY: ApiKey = ApiKey::DescribeCluster;
@@ -30,9 +32,21 @@ impl Handler for DescribeClusterHandler {
         let broker = &ctx.broker;
         if ctx.header.api_version >= 1 && request.endpoint_type != BROKERS {
             // Brokers answer for brokers; controllers answer for themselves.
+            // As Kafka's `AuthHelper`: a known type sent to the wrong kind of
+            // endpoint is MISMATCHED, an unknown type UNSUPPORTED.
+            let (code, message) = if request.endpoint_type == CONTROLLERS {
+                (
+                    ErrorCode::MismatchedEndpointType,
+                    "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_string(),
+                )
+            } else {
+                (
+                    ErrorCode::UnsupportedEndpointType,
+                    format!("Unsupported endpoint type {}", request.endpoint_type),
+                )
+            };
             return Outcome::Respond(
-                Self::error_response(&request, ErrorCode::UnsupportedEndpointType)
-                    .with_endpoint_type(request.endpoint_type),
+                Self::error_response(&request, code).with_error_message(Some(str_bytes(&message))),
             );
         }
         let image = broker.image();
