@@ -79,6 +79,14 @@ impl ConfigValidator for MillraceConfigValidator {
         };
         def.is_some_and(|d| d.config_type == ConfigType::List)
     }
+
+    fn list_default(&self, resource_type: ConfigResourceType, name: &str) -> Option<String> {
+        let def = match resource_type {
+            ConfigResourceType::Topic => topic_config_def(name),
+            ConfigResourceType::Broker => resolve_broker_config_name(name),
+        };
+        def.and_then(|d| d.default_value()).map(str::to_string)
+    }
 }
 
 /// The dynamic broker configs that apply to `settings`' node.

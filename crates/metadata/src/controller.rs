@@ -43,6 +43,11 @@ pub trait ConfigValidator: Send + Sync {
     ) -> Result<(), ApiError>;
     /// Whether a config is a comma-separated list (APPEND/SUBTRACT apply to those only).
     fn is_list(&self, resource_type: ConfigResourceType, name: &str) -> bool;
+    /// The schema default of a list config: APPEND and SUBTRACT start from it
+    /// when the resource has no value of its own (Kafka's `getParts`).
+    fn list_default(&self, _resource_type: ConfigResourceType, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Defaults the controller needs when a request leaves a value out.
@@ -568,6 +573,8 @@ impl Controller {
                     }
                     let mut items: Vec<String> = next
                         .get(name)
+                        .cloned()
+                        .or_else(|| self.validator.list_default(change.resource_type, name))
                         .map(|s| {
                             s.split(',')
                                 .map(str::trim)
