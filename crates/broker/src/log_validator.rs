@@ -111,12 +111,13 @@ pub fn validate(
                 ),
             ))
         }
-        // Kafka's `ProduceRequest.validateRecords`: a v0/v1 message set in
-        // Produce v3+ is an InvalidRecordException; a magic byte no format
-        // has is a CorruptRecordException.
+        // A v0/v1 message set: Millrace stores only format v2 and says so
+        // with UNSUPPORTED_FOR_MESSAGE_FORMAT (Kafka 3.7 answers
+        // INVALID_RECORD here; see docs/protocol.md). A magic byte no format
+        // has is corrupt data.
         Some(Err(RecordsError::UnsupportedMagic(magic @ (0 | 1)))) => {
             return Err(ProduceError::new(
-                ErrorCode::InvalidRecord,
+                ErrorCode::UnsupportedForMessageFormat,
                 format!(
                     "Produce requests with version {api_version} are only allowed to contain record batches with magic version 2 (got magic {magic})"
                 ),
@@ -346,7 +347,7 @@ mod tests {
             validate(&Bytes::from(old.clone()), 9, &settings(), "t-0", 0)
                 .unwrap_err()
                 .code,
-            ErrorCode::InvalidRecord
+            ErrorCode::UnsupportedForMessageFormat
         );
         old[16] = 3;
         assert_eq!(
