@@ -79,7 +79,7 @@ impl<E: IndexEntry> IndexFile<E> {
             }
             Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
         };
-        if bytes.len() % E::SIZE != 0 {
+        if !bytes.len().is_multiple_of(E::SIZE) {
             return Err(format!(
                 "{} has {} bytes, not a multiple of {}",
                 self.path.display(),
@@ -172,7 +172,7 @@ impl<E: IndexEntry> IndexFile<E> {
             .metadata()
             .map_err(|e| format!("{}: {e}", path.display()))?
             .len() as usize;
-        if len % E::SIZE != 0 {
+        if !len.is_multiple_of(E::SIZE) {
             return Err(format!(
                 "{} has {len} bytes, not a multiple of {}",
                 path.display(),

@@ -78,7 +78,7 @@ impl Stopper {
     fn sleep(&self, ms: u64) -> bool {
         let mut stopped = self.stopped.lock();
         if !*stopped {
-            let ms = ms.min(24 * 60 * 60 * 1000).max(1);
+            let ms = ms.clamp(1, 24 * 60 * 60 * 1000);
             self.wake.wait_for(&mut stopped, Duration::from_millis(ms));
         }
         *stopped

@@ -1,6 +1,8 @@
 //! Log compaction: latest value per key, tombstones and their horizon,
 //! lag and ratio rules, and compaction combined with deletion.
 
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,7 @@
 //! A full disk (ENOSPC on a small tmpfs) and a failing disk (offline dirs).
 
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! Append, read, timestamps, epochs, truncation and DeleteRecords.
 
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use millrace_protocol::records::{BatchIter, Compression, TimestampType};
@@ -206,7 +208,7 @@ fn timestamp_lookup_across_compressed_batches() {
     for (i, ts) in stamps.iter().enumerate() {
         let codec = CODECS[i % CODECS.len()];
         let vals: Vec<String> = ts.iter().map(|t| format!("v{t}")).collect();
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = ts
+        let recs: Vec<RecSpec<'_>> = ts
             .iter()
             .zip(&vals)
             .map(|(t, v)| (None, Some(v.as_bytes()), *t))

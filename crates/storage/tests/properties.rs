@@ -2,6 +2,8 @@
 //! points (files cut at a random byte, garbage after it) followed by
 //! recovery. Case counts are bounded so the suite stays fast.
 
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use std::collections::BTreeMap;
@@ -116,7 +118,7 @@ fn run_ops(seed: u64, ops: Vec<Op>) {
     let config = LogConfig {
         segment_bytes: 2_048,
         index_interval_bytes: 200,
-        cleanup_compact: seed % 2 == 0,
+        cleanup_compact: seed.is_multiple_of(2),
         retention_ms: 50_000,
         delete_retention_ms: 100,
         file_delete_delay_ms: 0,

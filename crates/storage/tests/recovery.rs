@@ -1,5 +1,7 @@
 //! Restart after clean shutdown and crash recovery.
 
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use std::fs::{self, OpenOptions};

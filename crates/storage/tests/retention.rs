@@ -1,5 +1,7 @@
 //! Retention by time and size, and delayed removal of deleted segments.
 
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use std::fs;

@@ -54,6 +54,7 @@ use crate::segment::{encode_entries, BatchReader, Next, Segment, SegmentIndexWri
 
 /// Where a test makes compaction stop, as if the process died there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 pub(crate) enum CrashPoint {
     /// `.cleaned` files written, nothing renamed.
     #[cfg_attr(not(test), allow(dead_code))]

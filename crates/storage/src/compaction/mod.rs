@@ -66,11 +66,11 @@ impl Cleanable {
     }
 }
 
-fn segment_range<'a>(
-    segments: &'a [Arc<Segment>],
+fn segment_range(
+    segments: &[Arc<Segment>],
     from: i64,
     to: i64,
-) -> impl Iterator<Item = (usize, &'a Arc<Segment>)> {
+) -> impl Iterator<Item = (usize, &Arc<Segment>)> {
     segments.iter().enumerate().filter(move |(i, s)| {
         let next = segments.get(i + 1).map_or(i64::MAX, |n| n.base_offset());
         next > from && s.base_offset() < to
@@ -146,8 +146,8 @@ impl Log {
     /// `max.compaction.lag.ms`, or tombstones past their delete horizon.
     pub fn needs_compaction(&self, now_ms: i64) -> bool {
         cleanable(self, now_ms).is_some_and(|c| {
-            (c.needs_now && c.dirty_bytes > 0)
-                || (c.dirty_bytes > 0 && c.ratio() > self.config().min_cleanable_dirty_ratio)
+            (c.dirty_bytes > 0
+                && (c.needs_now || c.ratio() > self.config().min_cleanable_dirty_ratio))
                 || c.tombstones_due
         })
     }

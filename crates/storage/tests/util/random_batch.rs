@@ -23,8 +23,11 @@ pub const CODECS: [Compression; 5] = [
     Compression::Zstd,
 ];
 
+/// One record to build: key, value, timestamp.
+pub type RecSpec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
+
 /// A batch of `(key, value, timestamp)` records at base offset 0.
-pub fn batch_of(records: &[(Option<&[u8]>, Option<&[u8]>, i64)], codec: Compression) -> Vec<u8> {
+pub fn batch_of(records: &[RecSpec<'_>], codec: Compression) -> Vec<u8> {
     let mut b = BatchBuilder::new(0, codec);
     for (i, (k, v, ts)) in records.iter().enumerate() {
         b.append(i as i64, *ts, *k, *v, 0, &[]);
@@ -35,7 +38,7 @@ pub fn batch_of(records: &[(Option<&[u8]>, Option<&[u8]>, i64)], codec: Compress
 /// `n` records with values `v<i>` and timestamps `ts + i`.
 pub fn simple_batch(n: usize, ts: i64) -> Vec<u8> {
     let values: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = values
+    let recs: Vec<RecSpec<'_>> = values
         .iter()
         .enumerate()
         .map(|(i, v)| (None, Some(v.as_bytes()), ts + i as i64))
@@ -54,7 +57,7 @@ pub fn kv(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
 /// A batch of `records` values of `value_len` bytes (for size-based tests).
 pub fn sized_batch(records: usize, value_len: usize, ts: i64) -> Vec<u8> {
     let value = vec![b'x'; value_len];
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = (0..records)
+    let recs: Vec<RecSpec<'_>> = (0..records)
         .map(|i| (None, Some(&value[..]), ts + i as i64))
         .collect();
     batch_of(&recs, Compression::None)
