@@ -471,7 +471,9 @@ impl Log {
             bytes: records.len(),
         };
         let mut epoch_changed = false;
-        let epochs_before = self.epochs.lock().entries().to_vec();
+        // Copied only when an append changes the epoch history (rare), so
+        // the common append allocates nothing.
+        let mut epochs_before: Option<Vec<crate::checkpoint::EpochEntry>> = None;
         let outcome: Result<()> = (|| {
             while pos < records.len() {
                 let header = BatchHeader::parse(&records[pos..])
@@ -501,6 +503,7 @@ impl Log {
                     let epoch = header.partition_leader_epoch;
                     let mut cache = self.epochs.lock();
                     if epoch >= 0 && cache.latest_epoch().is_none_or(|l| epoch > l) {
+                        epochs_before.get_or_insert_with(|| cache.entries().to_vec());
                         epoch_changed |= cache.assign(epoch, header.base_offset);
                     }
                 }
@@ -511,7 +514,15 @@ impl Log {
                 written += (pos - run_start) as u64;
             }
             if let Some(epoch) = leader_epoch {
-                epoch_changed |= self.epochs.lock().assign(epoch, info.first_offset);
+                let mut cache = self.epochs.lock();
+                let unchanged = cache
+                    .entries()
+                    .last()
+                    .is_some_and(|e| e.epoch == epoch && e.start_offset <= info.first_offset);
+                if !unchanged && epoch >= 0 {
+                    epochs_before.get_or_insert_with(|| cache.entries().to_vec());
+                    epoch_changed |= cache.assign(epoch, info.first_offset);
+                }
             }
             if epoch_changed {
                 self.epochs.lock().flush()?;
@@ -554,7 +565,7 @@ impl Log {
         first_active: &Arc<Segment>,
         mark: &crate::segment::SegmentMark,
         segments_before: usize,
-        epochs_before: Vec<crate::checkpoint::EpochEntry>,
+        epochs_before: Option<Vec<crate::checkpoint::EpochEntry>>,
         epoch_changed: bool,
     ) {
         let segments = self.segments_snapshot();
@@ -578,7 +589,7 @@ impl Log {
             self.dir_state
                 .mark_offline(format!("{}: cannot undo a failed append: {e}", self.tp));
         }
-        if epoch_changed {
+        if let (true, Some(epochs_before)) = (epoch_changed, epochs_before) {
             let mut cache = self.epochs.lock();
             cache.restore(epochs_before);
             if let Err(e) = cache.flush() {

@@ -363,14 +363,47 @@ impl LogManager {
             ));
         };
         let partition_dir = dir.path().join(partition_dir_name(tp));
-        let log = Log::create_new(
-            tp.clone(),
-            partition_dir,
-            topic_id,
-            config,
-            dir.clone(),
-            self.background.clone(),
-        );
+        let log = if partition_dir.exists() {
+            // Left by an earlier run but not loaded (e.g. created after
+            // start-up by another process): open it rather than overwrite it.
+            Log::load(LoadParams {
+                tp: tp.clone(),
+                dir: partition_dir,
+                config,
+                dir_state: dir.clone(),
+                background: self.background.clone(),
+                clean_shutdown: false,
+                recovery_point: None,
+                log_start_offset: None,
+                high_watermark: None,
+                cleaner_offset: None,
+            })
+            .and_then(|log| {
+                let existing = log.topic_id();
+                if !existing.is_nil() && !topic_id.is_nil() && existing != topic_id {
+                    return Err(StorageError::TopicIdMismatch {
+                        topic_partition: tp.clone(),
+                        existing,
+                        requested: topic_id,
+                    });
+                }
+                if existing.is_nil() && !topic_id.is_nil() {
+                    PartitionMetadataFile::new(log.dir().join(PARTITION_METADATA))
+                        .write(topic_id)?;
+                    log.set_topic_id(topic_id);
+                }
+                Ok(log)
+            })
+        } else {
+            Log::create_new(
+                tp.clone(),
+                partition_dir,
+                topic_id,
+                config,
+                dir.clone(),
+                self.background.clone(),
+            )
+        };
         let log = match log {
             Err(e) if e.is_disk_failure() => {
                 dir.mark_offline(format!("creating {tp}: {e}"));
@@ -663,6 +696,14 @@ impl LogManager {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Takes a log dir offline (the broker learned of a disk failure some
+    /// other way); its logs then fail every operation.
+    pub fn mark_dir_offline(&self, dir: &Path, reason: &str) {
+        if let Some(d) = self.dirs.iter().find(|d| d.path() == dir) {
+            d.mark_offline(reason.to_string());
+        }
+    }
+
     /// Per-dir capacity and partition sizes (DescribeLogDirs).
     pub fn dir_usage(&self) -> Vec<LogDirUsage> {
         let logs = self.logs();
@@ -697,5 +738,15 @@ impl LogManager {
                 }
             })
             .collect()
+    }
+}
+
+impl Drop for LogManager {
+    /// Dropping without [`LogManager::shutdown`] is a crash as far as the
+    /// disk is concerned (no marker, no final flush), but the background
+    /// threads are told to stop so they do not linger.
+    fn drop(&mut self) {
+        self.stopper.stop();
+        self.background.notify();
     }
 }

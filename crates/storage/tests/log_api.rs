@@ -495,3 +495,31 @@ fn concurrent_reads_never_see_partial_batches() {
     }
     assert_eq!(t.log.log_end_offset(), 6_000);
 }
+
+#[test]
+fn an_existing_unloaded_partition_dir_is_opened_not_overwritten() {
+    let a = tempfile::tempdir().unwrap();
+    let config = LogConfig::default();
+    let m = millrace_storage::LogManager::open(options(a.path()), |_| config).unwrap();
+    let log = m.get_or_create(&tp(), topic_id(), config).unwrap();
+    log.append_as_leader(&mut simple_batch(3, 0), 0, None)
+        .unwrap();
+    m.shutdown().unwrap();
+    drop(log);
+    drop(m);
+    // A manager over another dir set that does not know the partition yet.
+    let other = tempfile::tempdir().unwrap();
+    let m = millrace_storage::LogManager::open(options(other.path()), |_| config).unwrap();
+    std::fs::rename(
+        a.path().join("test-topic-0"),
+        other.path().join("test-topic-0"),
+    )
+    .unwrap();
+    assert!(matches!(
+        m.get_or_create(&tp(), uuid::Uuid::new_v4(), config),
+        Err(StorageError::TopicIdMismatch { .. })
+    ));
+    let log = m.get_or_create(&tp(), topic_id(), config).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    m.shutdown().unwrap();
+}
