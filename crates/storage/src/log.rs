@@ -770,48 +770,75 @@ impl Log {
         }
     }
 
+    /// Runs a read-only `f` so that a concurrent truncation (which rewrites
+    /// bytes readers may be looking at) makes it retry instead of failing.
+    fn stable_read<T>(&self, f: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+        loop {
+            let generation = self.generation.load(Ordering::Acquire);
+            if generation % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let result = f();
+            if self.generation.load(Ordering::Acquire) == generation {
+                return result;
+            }
+        }
+    }
+
+    /// The truncation counter (odd while a truncation runs).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// ListOffsets by timestamp; see the crate docs.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampAndOffset>> {
         self.check_usable()?;
-        let log_start = self.log_start_offset();
-        let segments = self.segments_snapshot();
-        for seg in segments.iter() {
-            if seg.size() == 0 || seg.largest_timestamp() < ts {
-                continue;
+        let found = self.stable_read(|| {
+            let log_start = self.log_start_offset();
+            let segments = self.segments_snapshot();
+            for seg in segments.iter() {
+                if seg.size() == 0 || seg.largest_timestamp() < ts {
+                    continue;
+                }
+                if let Some(hit) = seg.find_offset_by_timestamp(ts, log_start, seg.size())? {
+                    return Ok(Some(hit));
+                }
             }
-            let found = seg
-                .find_offset_by_timestamp(ts, log_start, seg.size())
-                .map_err(|e| self.io_err(format!("searching {} by timestamp", seg.path()), e));
-            if let Some((timestamp, offset, epoch)) = self.guard(found)? {
-                return Ok(Some(TimestampAndOffset {
-                    timestamp,
-                    offset,
-                    leader_epoch: (epoch >= 0).then_some(epoch),
-                }));
-            }
-        }
-        Ok(None)
+            Ok(None)
+        });
+        let found =
+            found.map_err(|e| self.io_err(format!("searching {} by timestamp", self.tp), e));
+        Ok(self
+            .guard(found)?
+            .map(|(timestamp, offset, epoch)| TimestampAndOffset {
+                timestamp,
+                offset,
+                leader_epoch: (epoch >= 0).then_some(epoch),
+            }))
     }
 
     /// ListOffsets MAX_TIMESTAMP (KIP-734); see the crate docs.
     pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampAndOffset>> {
         self.check_usable()?;
-        let segments = self.segments_snapshot();
-        let mut best: Option<&Arc<Segment>> = None;
-        for seg in segments.iter() {
-            if seg.size() > 0
-                && seg.max_timestamp() >= 0
-                && best.is_none_or(|b| seg.max_timestamp() > b.max_timestamp())
-            {
-                best = Some(seg);
+        let found = self.stable_read(|| {
+            let segments = self.segments_snapshot();
+            let mut best: Option<&Arc<Segment>> = None;
+            for seg in segments.iter() {
+                if seg.size() > 0
+                    && seg.max_timestamp() >= 0
+                    && best.is_none_or(|b| seg.max_timestamp() > b.max_timestamp())
+                {
+                    best = Some(seg);
+                }
             }
-        }
-        let Some(seg) = best else {
-            return Ok(None);
-        };
-        let found = seg
-            .find_max_timestamp_record(seg.size())
-            .map_err(|e| self.io_err(format!("searching {} for its max timestamp", seg.path()), e));
+            match best {
+                Some(seg) => seg.find_max_timestamp_record(seg.size()),
+                None => Ok(None),
+            }
+        });
+        let found = found
+            .map_err(|e| self.io_err(format!("searching {} for its max timestamp", self.tp), e));
         Ok(self
             .guard(found)?
             .map(|(timestamp, offset, epoch)| TimestampAndOffset {

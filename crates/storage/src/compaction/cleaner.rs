@@ -285,6 +285,25 @@ pub(crate) fn clean(
     crash: Option<CrashPoint>,
 ) -> Result<Option<CleanStats>> {
     let _cleaning = log.cleaning.lock();
+    let generation = log.generation();
+    let result = clean_locked(log, now, dedupe_buffer_bytes, crash, generation);
+    match result {
+        // A truncation cut segments under the cleaner: not a disk failure.
+        Err(StorageError::Io { .. }) if log.generation() != generation => Ok(None),
+        other => other,
+    }
+}
+
+fn clean_locked(
+    log: &Log,
+    now: i64,
+    dedupe_buffer_bytes: usize,
+    crash: Option<CrashPoint>,
+    generation: u64,
+) -> Result<Option<CleanStats>> {
+    if generation % 2 == 1 {
+        return Ok(None);
+    }
     let Some(range) = cleanable(log, now) else {
         return Ok(None);
     };
@@ -369,7 +388,10 @@ pub(crate) fn clean(
         max_horizon: -1,
     };
     for group in group_segments(&to_clean, after, config.segment_bytes.max(1)) {
-        clean_group(log, &group, &mut filter, &mut stats, crash)?;
+        if !clean_group(log, &group, &mut filter, &mut stats, crash, generation)? {
+            // The log changed under the cleaner; try again next time.
+            return Ok(None);
+        }
     }
     stats.records_removed = filter.removed;
     log.first_dirty_offset
@@ -391,9 +413,10 @@ fn clean_group(
     filter: &mut Filter<'_>,
     stats: &mut CleanStats,
     crash: Option<CrashPoint>,
-) -> Result<()> {
+    generation: u64,
+) -> Result<bool> {
     let Some(first) = group.first() else {
-        return Ok(());
+        return Ok(true);
     };
     let io = |what: String, e: io::Error| log.io_err(what, e);
     let config = log.config();
@@ -493,18 +516,21 @@ fn clean_group(
         for p in [&cleaned, &cleaned_index, &cleaned_time] {
             let _ = fs::remove_file(p.path());
         }
-        return Ok(());
+        return Ok(false);
     };
+    // Truncation rewrites segments in place, so the same segment objects
+    // do not prove the same contents: the generation must match too.
     let still_there = group
         .iter()
         .enumerate()
         .all(|(k, s)| current.get(at + k).is_some_and(|c| Arc::ptr_eq(c, s)))
-        && at + group.len() < current.len();
+        && at + group.len() < current.len()
+        && log.generation() == generation;
     if !still_there {
         for p in [&cleaned, &cleaned_index, &cleaned_time] {
             let _ = fs::remove_file(p.path());
         }
-        return Ok(());
+        return Ok(false);
     }
     let swap = cleaned.to_swap()?;
     let renames = [
@@ -555,7 +581,7 @@ fn clean_group(
             due_ms: now_ms().saturating_add(config.file_delete_delay_ms.max(0)),
             paths: deleted_paths,
         });
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
