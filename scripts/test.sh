@@ -20,6 +20,7 @@ cd "$ROOT"
 
 VENV="$ROOT/.venv"
 REQUIREMENTS="$ROOT/tests/python/requirements.txt"
+LEGACY_REQUIREMENTS="$ROOT/tests/python/requirements-legacy.txt"
 export MILLRACE_BIN="${MILLRACE_BIN:-$ROOT/target/debug/millrace}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
@@ -101,7 +102,7 @@ install_system_packages() {
 
 setup_venv() {
     local stamp="$VENV/.requirements.sha256" want
-    want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version.split()[0])')"
+    want="$(cat "$REQUIREMENTS" "$LEGACY_REQUIREMENTS" | sha256sum | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version.split()[0])')"
     if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
         && "$VENV/bin/python" -c 'import confluent_kafka, kafka, pytest' >/dev/null 2>&1; then
         echo "$VENV is up to date"
@@ -111,11 +112,19 @@ setup_venv() {
             python3 -m venv "$VENV"
         fi
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+        # Older client releases, each in its own directory (put first on
+        # PYTHONPATH by the tests that use them).
+        rm -rf "$VENV/legacy"
+        local req
+        grep -Ev '^[[:space:]]*(#|$)' "$LEGACY_REQUIREMENTS" | while read -r req; do
+            "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+                --target "$VENV/legacy/${req/==/-}" "$req"
+        done
         echo "$want" >"$stamp"
     fi
     "$VENV/bin/python" -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
         | grep -Ei '^(confluent-kafka|kafka-python|pytest)=' | tr '\n' ' '
-    echo
+    echo "legacy: $(ls "$VENV/legacy" | tr '\n' ' ')"
 }
 
 run_cargo_tests() {

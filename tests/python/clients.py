@@ -266,7 +266,8 @@ def kp_consume(bootstrap: str, topic: str, partitions, start: int | None = None,
         ends = c.end_offsets(tps, timeout_ms=int(timeout * 1000))
         out = []
         deadline = time.monotonic() + timeout
-        while any(c.position(tp) < ends[tp] for tp in tps):
+        # A position past the end is out of range: the next fetch resets it.
+        while any(c.position(tp) != ends[tp] for tp in tps):
             assert time.monotonic() < deadline, f"consume did not reach {ends} in {timeout}s"
             for tp, recs in c.poll(timeout_ms=500).items():
                 for r in recs:

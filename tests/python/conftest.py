@@ -12,6 +12,7 @@ kafka-python, and Debian's kcat binary.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -176,7 +177,7 @@ def broker(request):
 @pytest.fixture
 def topic_name(request):
     """A fresh topic name per call: ``topic_name()`` or ``topic_name("suffix")``."""
-    base = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:40]
+    base = re.sub(r"[^A-Za-z0-9.-]+", "-", request.node.name.replace("_", "-")).strip("-")[:40]
 
     def make(suffix: str = "") -> str:
         name = f"{base}{'-' + suffix if suffix else ''}-{uuid.uuid4().hex[:8]}"
