@@ -97,3 +97,39 @@ def test_read_back_identical(broker, produced, producer, consumer):
     if consumer == "kcat":
         expected = kcat_header_view(expected)
     assert got == expected
+
+
+@pytest.fixture(scope="module")
+def bulk_topic(broker):
+    """30,000 records over 3 partitions, written in many batches (confluent-kafka)."""
+    admin = ck_admin(broker.bootstrap)
+    topic = f"cross-bulk-{now_ms()}"
+    ck_create_topics(admin, {topic: 3})
+    base = now_ms() - 10_000
+    records = [dict(partition=i % 3, key=b"%08d" % i, value=(b"%d:" % i) + b"." * (i % 97), headers=[],
+                    timestamp=base + i // 10) for i in range(30_000)]
+    expected = expected_records(records, ck_produce(broker.bootstrap, topic, records,
+                                                    **{"linger.ms": 20, "batch.size": 65536}))
+    yield topic, expected
+    del admin
+
+
+@pytest.mark.parametrize("consumer", CONSUMERS)
+def test_bulk_read_back_in_order(broker, bulk_topic, consumer):
+    topic, expected = bulk_topic
+    got = comparable(consume(consumer, broker.bootstrap, topic))
+    assert len(got) == len(expected)
+    assert got == expected
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_topic_compression_type_is_read_by_every_client(broker, topic_name, codec):
+    # The broker recompresses uncompressed batches to the topic's codec.
+    admin = ck_admin(broker.bootstrap)
+    topic = topic_name()
+    ck_create_topics(admin, {topic: 3}, configs={topic: {"compression.type": codec}})
+    records = sample_records(now_ms() - 1000, null_key_and_value=False, null_header_values=False)
+    expected = expected_records(records, kp_produce(broker.bootstrap, topic, records))
+    assert comparable(ck_consume(broker.bootstrap, topic, [0, 1, 2])) == expected
+    assert comparable(kp_consume(broker.bootstrap, topic, [0, 1, 2])) == expected
+    assert comparable(kcat_consume(broker.bootstrap, topic)) == kcat_header_view(expected)

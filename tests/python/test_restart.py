@@ -4,6 +4,8 @@ partition counts, topic configs and deleted-records boundaries."""
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
 
@@ -111,3 +113,43 @@ def test_restart_after_sigkill_keeps_acknowledged_records(broker, topic_name):
     broker.kill()
     broker.start()
     assert comparable(ck_consume(broker.bootstrap, name, [0, 1])) == expected
+
+
+def test_sigterm_with_clients_connected(broker, topic_name):
+    # A rolling restart: the broker stops cleanly while a consumer is
+    # long-polling and a producer holds a connection, and both clients carry
+    # on against the restarted broker.
+    from clients import ck_consumer, kp_producer
+
+    admin = ck_admin(broker.bootstrap)
+    name = topic_name()
+    ck_create_topics(admin, {name: 1})
+    del admin
+    consumer = ck_consumer(broker.bootstrap, **{"fetch.wait.max.ms": 5000})
+    producer = kp_producer(broker.bootstrap, retries=20, retry_backoff_ms=200, request_timeout_ms=10000,
+                           delivery_timeout_ms=60000)
+    try:
+        assert producer.send(name, b"before").get(timeout=T).offset == 0
+        consumer.assign([TopicPartition(name, 0, 0)])
+        got = []
+
+        def poll_until(n):
+            deadline = time.monotonic() + T
+            while len(got) < n and time.monotonic() < deadline:
+                m = consumer.poll(0.5)
+                if m is not None and not m.error():
+                    got.append(m.value())
+
+        poll_until(1)
+        assert got == [b"before"]
+        consumer.poll(0.5)  # a long-poll fetch is now parked in the broker
+
+        assert broker.stop() == 0, broker.output()
+        broker.start()
+
+        assert producer.send(name, b"after").get(timeout=T).offset == 1
+        poll_until(2)
+        assert got == [b"before", b"after"]
+    finally:
+        consumer.close()
+        producer.close(timeout=10)
