@@ -59,7 +59,12 @@ fn produce_then_fetch_returns_identical_records_at_consecutive_offsets() {
         Compression::None,
     );
     assert_eq!(wire::produce_ok(&mut conn, "roundtrip", 0, first), 0);
-    for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let batch = wire::batch(&[wire::kv(b"c", b"compressed"); 3], t + 100, codec);
         let base = wire::produce_ok(&mut conn, "roundtrip", 0, batch);
         assert!(base >= 4);
@@ -129,7 +134,11 @@ fn old_magic_batch_is_rejected_as_unsupported_for_message_format() {
     let mut old = wire::simple_batch(1).to_vec();
     old[16] = 1; // magic byte
     let p = wire::produce(&mut conn, "magic", 0, Bytes::from(old.clone()));
-    assert_eq!(p.error_code, UNSUPPORTED_FOR_MESSAGE_FORMAT, "{:?}", p.error_message);
+    assert_eq!(
+        p.error_code, UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        "{:?}",
+        p.error_message
+    );
     // A magic byte no message format has is a corrupt batch.
     old[16] = 3;
     let p = wire::produce(&mut conn, "magic", 0, Bytes::from(old));
@@ -142,12 +151,20 @@ fn batch_over_max_message_bytes_is_message_too_large() {
     let (_broker, mut conn) = start();
     wire::create_topic(&mut conn, "small", 1, &[("max.message.bytes", "1000")]);
     let big = vec![b'x'; 2000];
-    let batch = wire::batch(&[(Some(b"k"), Some(&big), &[])], now_ms(), Compression::None);
+    let batch = wire::batch(
+        &[(Some(b"k"), Some(&big), &[])],
+        now_ms(),
+        Compression::None,
+    );
     let p = wire::produce(&mut conn, "small", 0, batch);
     assert_eq!(p.error_code, MESSAGE_TOO_LARGE);
     // A batch under the limit is accepted.
     let small = vec![b'x'; 500];
-    let batch = wire::batch(&[(Some(b"k"), Some(&small), &[])], now_ms(), Compression::None);
+    let batch = wire::batch(
+        &[(Some(b"k"), Some(&small), &[])],
+        now_ms(),
+        Compression::None,
+    );
     assert_eq!(wire::produce_ok(&mut conn, "small", 0, batch), 0);
 }
 
@@ -156,7 +173,11 @@ fn null_key_into_compacted_topic_is_invalid_record_with_record_errors() {
     let (_broker, mut conn) = start();
     wire::create_topic(&mut conn, "compacted", 1, &[("cleanup.policy", "compact")]);
     let batch = wire::batch(
-        &[(Some(b"a"), Some(b"1"), &[]), (None, Some(b"2"), &[]), (Some(b"c"), Some(b"3"), &[])],
+        &[
+            (Some(b"a"), Some(b"1"), &[]),
+            (None, Some(b"2"), &[]),
+            (Some(b"c"), Some(b"3"), &[]),
+        ],
         now_ms(),
         Compression::None,
     );
@@ -172,7 +193,11 @@ fn null_key_into_compacted_topic_is_invalid_record_with_record_errors() {
     assert!(p.record_errors.is_empty());
     assert_eq!(high_watermark(&mut conn, "compacted", 0), 0);
     // Keyed records are fine.
-    let batch = wire::batch(&[(Some(b"a"), Some(b"1"), &[])], now_ms(), Compression::None);
+    let batch = wire::batch(
+        &[(Some(b"a"), Some(b"1"), &[])],
+        now_ms(),
+        Compression::None,
+    );
     assert_eq!(wire::produce_ok(&mut conn, "compacted", 0, batch), 0);
 }
 
@@ -197,7 +222,11 @@ fn create_time_outside_the_allowed_window_is_invalid_timestamp() {
         assert_eq!(p.record_errors[0].batch_index, 0);
     }
     assert_eq!(high_watermark(&mut conn, "window", 0), 0);
-    let batch = wire::batch(&[(Some(b"k"), Some(b"v"), &[])], now_ms() - 60_000, Compression::None);
+    let batch = wire::batch(
+        &[(Some(b"k"), Some(b"v"), &[])],
+        now_ms() - 60_000,
+        Compression::None,
+    );
     assert_eq!(wire::produce_ok(&mut conn, "window", 0, batch), 0);
 }
 
@@ -235,7 +264,12 @@ fn failed_acks_zero_produce_closes_the_connection() {
 fn topic_codec_recompresses_and_log_append_time_is_stamped() {
     let (_broker, mut conn) = start();
     wire::create_topic(&mut conn, "gz", 1, &[("compression.type", "gzip")]);
-    wire::create_topic(&mut conn, "lat", 1, &[("message.timestamp.type", "LogAppendTime")]);
+    wire::create_topic(
+        &mut conn,
+        "lat",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
 
     let headers: &[(&str, &[u8])] = &[("h", b"x")];
     let records = [
@@ -243,11 +277,22 @@ fn topic_codec_recompresses_and_log_append_time_is_stamped() {
         (None, Some(&b"v2"[..]), &[][..]),
     ];
     let t = now_ms() - 1_000;
-    wire::produce_ok(&mut conn, "gz", 0, wire::batch(&records, t, Compression::Lz4));
+    wire::produce_ok(
+        &mut conn,
+        "gz",
+        0,
+        wire::batch(&records, t, Compression::Lz4),
+    );
     let data = wire::fetch(&mut conn, "gz", 0, 0);
     let raw = data.records.clone().unwrap_or_default();
-    let batch = BatchIter::new(&raw).next().expect("one batch").expect("batch");
-    assert_eq!(batch.header.compression().expect("codec"), Compression::Gzip);
+    let batch = BatchIter::new(&raw)
+        .next()
+        .expect("one batch")
+        .expect("batch");
+    assert_eq!(
+        batch.header.compression().expect("codec"),
+        Compression::Gzip
+    );
     let read = wire::records_of(&raw);
     assert_eq!(read.len(), 2);
     assert_eq!(read[0].key.as_deref(), Some(&b"k1"[..]));
@@ -258,7 +303,12 @@ fn topic_codec_recompresses_and_log_append_time_is_stamped() {
     assert_eq!(read[1].timestamp, t + 1);
 
     let before = now_ms();
-    let p = wire::produce(&mut conn, "lat", 0, wire::batch(&records, 1_000, Compression::None));
+    let p = wire::produce(
+        &mut conn,
+        "lat",
+        0,
+        wire::batch(&records, 1_000, Compression::None),
+    );
     let after = now_ms();
     assert_eq!(p.error_code, 0);
     assert!(
@@ -268,7 +318,10 @@ fn topic_codec_recompresses_and_log_append_time_is_stamped() {
     );
     let data = wire::fetch(&mut conn, "lat", 0, 0);
     let raw = data.records.clone().unwrap_or_default();
-    let batch = BatchIter::new(&raw).next().expect("one batch").expect("batch");
+    let batch = BatchIter::new(&raw)
+        .next()
+        .expect("one batch")
+        .expect("batch");
     batch.verify_crc().expect("CRC after stamping");
     assert_eq!(batch.header.timestamp_type(), TimestampType::LogAppendTime);
     assert_eq!(batch.header.max_timestamp, p.log_append_time_ms);
@@ -293,9 +346,15 @@ fn fetch_outside_the_log_is_offset_out_of_range() {
     assert_eq!(data.error_code, OFFSET_OUT_OF_RANGE);
     // Unknown topic and partition.
     let response = conn.call(12, &wire::fetch_request("nope", 0, 0, 0, 0));
-    assert_eq!(response.responses[0].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
     let response = conn.call(12, &wire::fetch_request("range", 3, 0, 0, 0));
-    assert_eq!(response.responses[0].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
 }
 
 #[test]
@@ -338,7 +397,10 @@ fn long_poll_returns_empty_after_max_wait() {
     assert!(data.records.as_ref().is_none_or(|r| r.is_empty()));
     // The connection is still in step afterwards.
     let data = wire::fetch(&mut conn, "quiet", 0, 0);
-    assert_eq!(wire::records_of(data.records.as_deref().unwrap_or_default()).len(), 2);
+    assert_eq!(
+        wire::records_of(data.records.as_deref().unwrap_or_default()).len(),
+        2
+    );
 }
 
 fn session_fetch(
@@ -350,12 +412,14 @@ fn session_fetch(
     let topics = if partitions.is_empty() {
         Vec::new()
     } else {
-        vec![FetchTopic::default().with_topic(wire::tn("sess")).with_partitions(
-            partitions
-                .iter()
-                .map(|&(p, o)| wire::fetch_partition(p, o))
-                .collect(),
-        )]
+        vec![FetchTopic::default()
+            .with_topic(wire::tn("sess"))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&(p, o)| wire::fetch_partition(p, o))
+                    .collect(),
+            )]
     };
     let forgotten = if forgotten.is_empty() {
         Vec::new()
@@ -405,7 +469,10 @@ fn incremental_fetch_sessions() {
 
     // Epoch 1: the client moves its offsets past what it read; nothing
     // changed since, so no partition is returned.
-    let r = conn.call(12, &session_fetch(session, 1, &[(0, 1), (1, 1), (2, 1)], &[]));
+    let r = conn.call(
+        12,
+        &session_fetch(session, 1, &[(0, 1), (1, 1), (2, 1)], &[]),
+    );
     assert_eq!((r.error_code, r.session_id), (0, session));
     assert_eq!(partitions_of(&r), vec![]);
 
@@ -459,7 +526,10 @@ fn fetch_by_topic_id_from_v13() {
         assert_eq!(r.responses[0].topic_id, id);
         let p = &r.responses[0].partitions[0];
         assert_eq!(p.error_code, 0);
-        assert_eq!(wire::records_of(p.records.as_deref().unwrap_or_default()).len(), 3);
+        assert_eq!(
+            wire::records_of(p.records.as_deref().unwrap_or_default()).len(),
+            3
+        );
 
         let unknown = uuid::Uuid::new_v4();
         let request = request.with_topics(vec![FetchTopic::default()
@@ -471,7 +541,12 @@ fn fetch_by_topic_id_from_v13() {
     }
 }
 
-fn list_offsets(conn: &mut Conn, version: i16, topic: &str, timestamp: i64) -> (i16, i64, i64, i32) {
+fn list_offsets(
+    conn: &mut Conn,
+    version: i16,
+    topic: &str,
+    timestamp: i64,
+) -> (i16, i64, i64, i32) {
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![ListOffsetsTopic::default()
@@ -520,12 +595,20 @@ fn list_offsets_earliest_latest_max_timestamp_and_by_timestamp() {
         }
         // The first offset whose timestamp is at or after the target.
         let (err, offset, ts, _) = list_offsets(&mut conn, version, "lo", base + 25);
-        assert_eq!((err, offset, ts), (0, 3, base + 50), "by timestamp v{version}");
+        assert_eq!(
+            (err, offset, ts),
+            (0, 3, base + 50),
+            "by timestamp v{version}"
+        );
         let (err, offset, ts, _) = list_offsets(&mut conn, version, "lo", base);
         assert_eq!((err, offset, ts), (0, 0, base));
         // After every record: no offset.
         let (err, offset, ts, _) = list_offsets(&mut conn, version, "lo", base + 51);
-        assert_eq!((err, offset, ts), (0, -1, -1), "beyond the last timestamp v{version}");
+        assert_eq!(
+            (err, offset, ts),
+            (0, -1, -1),
+            "beyond the last timestamp v{version}"
+        );
     }
     // KIP-734: the record with the largest timestamp (v7+).
     let (err, offset, ts, _) = list_offsets(&mut conn, 7, "lo", -3);
@@ -579,14 +662,19 @@ fn produce_v3_to_v10_all_append() {
             Compression::Snappy
         };
         let batch = wire::batch(&[wire::kv(b"k", b"v"); 2], now_ms(), codec);
-        let r = conn.call::<ProduceRequest>(version, &wire::produce_request("versions", 0, batch, 1));
+        let r =
+            conn.call::<ProduceRequest>(version, &wire::produce_request("versions", 0, batch, 1));
         let p = &r.responses[0].partition_responses[0];
         assert_eq!(p.error_code, 0, "Produce v{version}");
         assert_eq!(p.base_offset, expected, "Produce v{version}");
         expected += 2;
     }
     // zstd before Produce v7 is refused (UNSUPPORTED_COMPRESSION_TYPE).
-    let batch = wire::batch(&[(Some(b"k"), Some(b"v"), &[])], now_ms(), Compression::Zstd);
+    let batch = wire::batch(
+        &[(Some(b"k"), Some(b"v"), &[])],
+        now_ms(),
+        Compression::Zstd,
+    );
     let r = conn.call::<ProduceRequest>(6, &wire::produce_request("versions", 0, batch, 1));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 76);
     for version in 4i16..=16 {
