@@ -12,6 +12,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import (
+    AclOperation,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
@@ -57,6 +58,14 @@ def test_metadata_lists_the_broker(broker, admin):
     assert [(n.id, n.host, n.port) for n in cluster.nodes] == [(1, "127.0.0.1", broker.port)]
     assert cluster.controller.id == 1
 
+    # Without ACLs everything is allowed: exactly Kafka's operations for the
+    # CLUSTER resource (clients map these bits to enums and fail on others).
+    cluster = admin.describe_cluster(include_authorized_operations=True, request_timeout=10).result(timeout=T)
+    assert set(cluster.authorized_operations) == {
+        AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.CLUSTER_ACTION,
+        AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS, AclOperation.IDEMPOTENT_WRITE,
+    }
+
 
 def test_create_topics(broker, admin, topic_name):
     name = topic_name()
@@ -75,6 +84,12 @@ def test_create_topics(broker, admin, topic_name):
     assert [p.id for p in desc.partitions] == [0, 1, 2]
     assert all(p.leader.id == 1 and [r.id for r in p.replicas] == [1] and [r.id for r in p.isr] == [1]
                for p in desc.partitions)
+    desc = admin.describe_topics(TopicCollection([name]), include_authorized_operations=True,
+                                 request_timeout=10)[name].result(timeout=T)
+    assert set(desc.authorized_operations) == {
+        AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE, AclOperation.ALTER,
+        AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS,
+    }
 
     configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, name)])
     entries = list(configs.values())[0].result(timeout=T)

@@ -8,6 +8,8 @@ Millrace is compatible with.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 from kafka import errors as Errors
@@ -107,6 +109,10 @@ def test_create_and_describe_topics(broker, admin, topic_name):
     assert [(p["partition_index"], p["leader_id"], p["replica_nodes"], p["isr_nodes"]) for p in t["partitions"]] == [
         (i, 1, [1], [1]) for i in range(3)
     ]
+
+    # By topic id (KIP-516, Metadata v12).
+    [by_id] = admin.describe_topics([uuid.UUID(t["topic_id"])])
+    assert (by_id["name"], by_id["topic_id"], len(by_id["partitions"])) == (name, t["topic_id"], 3)
 
     with pytest.raises(Errors.TopicAlreadyExistsError):
         admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1}}, timeout_ms=TIMEOUT_MS)
