@@ -41,6 +41,11 @@ impl Handler for DeleteRecordsHandler {
                         let result = match broker.partitions().get(name, p.partition_index) {
                             None => Err(broker.unhosted_partition_error(name, p.partition_index)),
                             Some(partition) => partition.check_leader(-1).and_then(|()| {
+                                // Kafka's `deleteRecordsOnLeader`: only topics
+                                // whose cleanup.policy includes delete.
+                                if !partition.settings().log.cleanup_delete {
+                                    return Err(ErrorCode::PolicyViolation);
+                                }
                                 let hw = partition.high_watermark();
                                 let target = if p.offset == HIGH_WATERMARK {
                                     hw
