@@ -846,3 +846,94 @@ fn describe_configs_of_broker_and_unknown_resources() {
     let r = describe(&mut conn, BROKER, "7", &["num.partitions"]);
     assert_eq!(r.results[0].error_code, INVALID_REQUEST);
 }
+
+#[test]
+fn delete_records_on_a_compact_only_topic_is_a_policy_violation() {
+    const POLICY_VIOLATION: i16 = 44;
+    let (_broker, mut conn) = start(&[]);
+    wire::create_topic(
+        &mut conn,
+        "compact-only",
+        1,
+        &[("cleanup.policy", "compact")],
+    );
+    wire::create_topic(
+        &mut conn,
+        "both",
+        1,
+        &[("cleanup.policy", "compact,delete")],
+    );
+    let keyed = || {
+        wire::batch(
+            &[wire::kv(b"k", b"v"); 3],
+            wire::now_ms(),
+            millrace_protocol::records::Compression::None,
+        )
+    };
+    wire::produce_ok(&mut conn, "compact-only", 0, keyed());
+    wire::produce_ok(&mut conn, "both", 0, keyed());
+    assert_eq!(
+        delete_records(&mut conn, "compact-only", 0, 2),
+        (POLICY_VIOLATION, -1)
+    );
+    assert_eq!(
+        wire::fetch(&mut conn, "compact-only", 0, 0).log_start_offset,
+        0
+    );
+    assert_eq!(delete_records(&mut conn, "both", 0, 2), (0, 2));
+}
+
+#[test]
+fn create_topics_raw_errors_and_configs_in_the_response() {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::CreateTopicsRequest;
+    let (_broker, mut conn) = start(&[]);
+    let both = CreatableTopic::default()
+        .with_name(tn("both-ways"))
+        .with_num_partitions(2)
+        .with_replication_factor(1)
+        .with_assignments(vec![CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(vec![BrokerId(1)])]);
+    let gap = CreatableTopic::default()
+        .with_name(tn("gap"))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![CreatableReplicaAssignment::default()
+            .with_partition_index(1)
+            .with_broker_ids(vec![BrokerId(1)])]);
+    let fine = CreatableTopic::default()
+        .with_name(tn("fine"))
+        .with_num_partitions(2)
+        .with_replication_factor(1);
+    let r = conn.call(
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![both, gap, fine.clone()]),
+    );
+    let codes: Vec<i16> = r.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![INVALID_REQUEST, INVALID_REPLICA_ASSIGNMENT, 0]);
+    let created = &r.topics[2];
+    assert_eq!((created.num_partitions, created.replication_factor), (2, 1));
+    assert!(!created.topic_id.is_nil());
+    // v5+: the new topic's configs with their sources.
+    let configs = created.configs.as_ref().expect("configs from v5");
+    let policy = configs
+        .iter()
+        .find(|c| c.name.as_str() == "cleanup.policy")
+        .expect("cleanup.policy");
+    assert_eq!(policy.value.as_ref().map(|v| v.as_str()), Some("delete"));
+    assert_eq!(policy.config_source, DEFAULT_CONFIG);
+    // Creating it again: TOPIC_ALREADY_EXISTS (36) with a message.
+    let r = conn.call(
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![fine]),
+    );
+    assert_eq!(r.topics[0].error_code, 36);
+    assert!(r.topics[0].error_message.is_some());
+}

@@ -146,6 +146,22 @@ fn unsupported_versions_inside_the_codec_range_get_unsupported_version() {
         .any(|t| t.name.as_ref().map(|n| n.as_str()) == Some("versions")));
 }
 
+#[test]
+fn versions_kafka_4_removed_close_the_connection() {
+    // Produce v2 and Fetch v3 (KIP-896) cannot be decoded: no answer is
+    // possible, so the connection closes and the broker keeps serving.
+    let broker = TestBroker::start(&[]);
+    let mut conn = Conn::connect(broker.addr());
+    let produce = wire::produce_request("t", 0, wire::simple_batch(1), 1);
+    conn.write_raw(&Conn::frame_mismatched(2, 3, 1, &produce));
+    conn.assert_closed();
+    let mut conn = Conn::connect(broker.addr());
+    let fetch = wire::fetch_request("t", 0, 0, 0, 0);
+    conn.write_raw(&Conn::frame_mismatched(3, 4, 1, &fetch));
+    conn.assert_closed();
+    assert_broker_serves(&broker);
+}
+
 /// Asserts a second, untouched connection still gets answers.
 fn assert_broker_serves(broker: &TestBroker) {
     let mut other = Conn::connect(broker.addr());

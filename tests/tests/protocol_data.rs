@@ -697,3 +697,197 @@ fn produce_v3_to_v10_all_append() {
         assert_eq!(records.len() as i64, expected, "Fetch v{version}");
     }
 }
+
+#[test]
+fn fetch_size_limits_return_whole_batches_and_at_least_one() {
+    let (_broker, mut conn) = start();
+    wire::create_topic(&mut conn, "sizes", 2, &[]);
+    let value = vec![b'v'; 10_000];
+    for p in 0..2 {
+        for _ in 0..3 {
+            let batch = wire::batch(&[wire::kv(b"k", &value)], now_ms(), Compression::None);
+            wire::produce_ok(&mut conn, "sizes", p, batch);
+        }
+    }
+    let request = |partition_max: i32, max_bytes: i32| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_bytes(max_bytes)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(wire::tn("sizes"))
+                .with_partitions(vec![
+                    wire::fetch_partition(0, 0).with_partition_max_bytes(partition_max),
+                    wire::fetch_partition(1, 0).with_partition_max_bytes(partition_max),
+                ])])
+    };
+    let counts = |r: &FetchResponse| -> Vec<usize> {
+        r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!(p.error_code, 0);
+                wire::records_of(p.records.as_deref().unwrap_or_default()).len()
+            })
+            .collect()
+    };
+    // A partition limit below one batch still returns that first batch of
+    // the first partition (KIP-74), whole; the second gets nothing.
+    let r = conn.call(12, &request(1, 1 << 20));
+    assert_eq!(counts(&r), vec![1, 0]);
+    // Partition limits of two batches each.
+    let r = conn.call(12, &request(25_000, 1 << 20));
+    assert_eq!(counts(&r), vec![2, 2]);
+    // A response limit that the first partition uses up.
+    let r = conn.call(12, &request(1 << 20, 25_000));
+    let c = counts(&r);
+    assert!(c[0] >= 1 && c[0] <= 3, "{c:?}");
+    assert!(
+        c.iter().sum::<usize>() <= 3,
+        "response over max_bytes: {c:?}"
+    );
+    // Everything without limits.
+    let r = conn.call(12, &request(1 << 20, 1 << 20));
+    assert_eq!(counts(&r), vec![3, 3]);
+}
+
+#[test]
+fn leader_epoch_checks_on_fetch_list_offsets_and_offset_for_leader_epoch() {
+    const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    let (_broker, mut conn) = start();
+    wire::create_topic(&mut conn, "epochs", 1, &[]);
+    wire::produce_ok(&mut conn, "epochs", 0, wire::simple_batch(2));
+    let epoch = conn
+        .call(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(wire::tn("epochs"))),
+            ])),
+        )
+        .topics[0]
+        .partitions[0]
+        .leader_epoch;
+    for (current, expected) in [(epoch, 0), (epoch + 1, UNKNOWN_LEADER_EPOCH)] {
+        let mut request = wire::fetch_request("epochs", 0, 0, 0, 0);
+        request.topics[0].partitions[0].current_leader_epoch = current;
+        let r = conn.call(12, &request);
+        assert_eq!(
+            r.responses[0].partitions[0].error_code, expected,
+            "Fetch, epoch {current}"
+        );
+
+        let r = conn.call(
+            7,
+            &ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(wire::tn("epochs"))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_current_leader_epoch(current)
+                        .with_timestamp(-1)])]),
+        );
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, expected,
+            "ListOffsets, epoch {current}"
+        );
+
+        let r = conn.call(
+            4,
+            &OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![OffsetForLeaderTopic::default()
+                    .with_topic(wire::tn("epochs"))
+                    .with_partitions(vec![OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(current)
+                        .with_leader_epoch(epoch)])]),
+        );
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, expected,
+            "OffsetForLeaderEpoch, epoch {current}"
+        );
+    }
+    // An epoch newer than any in the log has no end offset.
+    let r = conn.call(
+        4,
+        &OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(wire::tn("epochs"))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(-1)
+                    .with_leader_epoch(epoch + 5)])]),
+    );
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, -1, -1));
+}
+
+#[test]
+fn produce_errors_are_per_partition() {
+    let (_broker, mut conn) = start();
+    wire::create_topic(&mut conn, "good", 1, &[]);
+    wire::create_topic(&mut conn, "keyed", 1, &[("cleanup.policy", "compact")]);
+    let unkeyed = wire::batch(&[(None, Some(b"v"), &[])], now_ms(), Compression::None);
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            kafka_protocol::messages::produce_request::TopicProduceData::default()
+                .with_name(wire::tn("good"))
+                .with_partition_data(vec![
+                    kafka_protocol::messages::produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(wire::simple_batch(2))),
+                ]),
+            kafka_protocol::messages::produce_request::TopicProduceData::default()
+                .with_name(wire::tn("keyed"))
+                .with_partition_data(vec![
+                    kafka_protocol::messages::produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(unkeyed)),
+                ]),
+        ]);
+    let r = conn.call(9, &request);
+    let by_topic: Vec<(String, i16, i64)> = r
+        .responses
+        .iter()
+        .map(|t| {
+            let p = &t.partition_responses[0];
+            (t.name.to_string(), p.error_code, p.base_offset)
+        })
+        .collect();
+    assert_eq!(
+        by_topic,
+        vec![
+            ("good".to_string(), 0, 0),
+            ("keyed".to_string(), INVALID_RECORD, -1)
+        ]
+    );
+    assert_eq!(high_watermark(&mut conn, "good", 0), 2);
+}
+
+#[test]
+fn acks_all_needs_min_insync_replicas() {
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    let (_broker, mut conn) = start();
+    wire::create_topic(&mut conn, "isr", 1, &[("min.insync.replicas", "2")]);
+    let r = conn.call::<ProduceRequest>(
+        9,
+        &wire::produce_request("isr", 0, wire::simple_batch(1), -1),
+    );
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        NOT_ENOUGH_REPLICAS
+    );
+    assert_eq!(high_watermark(&mut conn, "isr", 0), 0);
+    // acks=1 does not wait for other replicas.
+    let r = conn.call::<ProduceRequest>(
+        9,
+        &wire::produce_request("isr", 0, wire::simple_batch(1), 1),
+    );
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(high_watermark(&mut conn, "isr", 0), 1);
+}
