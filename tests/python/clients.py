@@ -307,8 +307,8 @@ KCAT_KEY_DELIM = b"\x1f"
 def kcat(args: list[str | bytes], input: bytes | None = None, timeout: float = CLIENT_TIMEOUT_S) -> bytes:
     if KCAT is None:
         pytest.fail("kcat is not installed (scripts/test.sh installs it with apt-get)")
-    res = subprocess.run([KCAT, *args], input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         timeout=timeout)
+    res = subprocess.run([KCAT, *args], input=b"" if input is None else input, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=timeout)
     assert res.returncode == 0, (
         f"kcat {args} exited with {res.returncode}:\n"
         f"stdout: {res.stdout[-2000:]!r}\nstderr: {res.stderr.decode(errors='replace')[-4000:]}"

@@ -79,7 +79,8 @@ class Broker:
             "transaction.state.log.min.isr=1",
             "auto.create.topics.enable=true",
         ]
-        lines += [f"{k}={v}" for k, v in self.overrides.items()]
+        # "{port}" in an override stands for the listener port.
+        lines += [f"{k}={v.replace('{port}', str(self.port))}" for k, v in self.overrides.items()]
         return "\n".join(lines) + "\n"
 
     def output(self) -> str:
@@ -154,7 +155,8 @@ class Broker:
 def broker(request):
     """One running broker for the whole test module.
 
-    A module may set ``BROKER_OVERRIDES = {key: value}`` for its broker.
+    A module may set ``BROKER_OVERRIDES = {key: value}`` for its broker
+    (``{port}`` in a value is replaced by the listener port).
     """
     b = Broker(getattr(request.module, "BROKER_OVERRIDES", None))
     b.start()

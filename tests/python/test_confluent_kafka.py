@@ -201,6 +201,8 @@ def test_list_offsets(broker, admin, topic_name):
     assert offsets({p1: OffsetSpec.for_timestamp(base)})[1].offset == -1
     res = offsets({p0: OffsetSpec.max_timestamp()})[0]
     assert (res.offset, res.timestamp) == (2, base + 50_000)
+    res = offsets({p1: OffsetSpec.max_timestamp()})[1]
+    assert (res.offset, res.timestamp) == (-1, -1)
 
     # The consumer's offsets_for_times uses the same API.
     from clients import ck_consumer

@@ -37,7 +37,7 @@ def test_legacy_kafka_python(broker, topic_name, requirement):
     env = dict(os.environ, PYTHONPATH=str(target))
     res = subprocess.run(
         [sys.executable, str(HERE / "legacy" / "kafka_python_check.py"), broker.bootstrap, topic_name()],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=150,
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=150,
     )
     out = res.stdout.decode(errors="replace")
     print(out)

@@ -261,3 +261,22 @@ def test_many_partitions(broker, admin, topic_name):
         assert len(t["partitions"]) == 64
     finally:
         a.close()
+
+
+def test_consumers_do_not_auto_create_topics(broker, admin, topic_name):
+    # librdkafka consumers send allow_auto_topic_creation=false in Metadata
+    # (allow.auto.create.topics defaults to false for them).
+    name = topic_name()
+    c = ck_consumer(broker.bootstrap)
+    try:
+        c.assign([TopicPartition(name, 0, 0)])
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            assert m is None or m.error(), "record from a topic nobody created"
+    finally:
+        c.close()
+    assert name not in admin.list_topics(timeout=10).topics
+    # A producer's metadata request does create it (auto.create.topics.enable=true).
+    ck_produce(broker.bootstrap, name, values(1))
+    assert name in admin.list_topics(timeout=10).topics
