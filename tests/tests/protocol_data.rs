@@ -891,3 +891,50 @@ fn acks_all_needs_min_insync_replicas() {
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     assert_eq!(high_watermark(&mut conn, "isr", 0), 1);
 }
+
+#[test]
+fn long_poll_wakes_for_any_requested_partition_and_returns_partial_data_at_max_wait() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = Conn::connect(broker.addr());
+    wire::create_topic(&mut conn, "multi", 2, &[]);
+    let addr = broker.addr();
+    let waiter = std::thread::spawn(move || {
+        let mut conn = Conn::connect(addr);
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(60_000)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(wire::tn("multi"))
+                .with_partitions(vec![
+                    wire::fetch_partition(0, 0),
+                    wire::fetch_partition(1, 0),
+                ])]);
+        conn.call(12, &request)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    wire::produce_ok(&mut conn, "multi", 1, wire::simple_batch(2));
+    let response = waiter.join().expect("fetch thread");
+    let got: Vec<(i32, usize)> = response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                wire::records_of(p.records.as_deref().unwrap_or_default()).len(),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![(0, 0), (1, 2)]);
+
+    // min_bytes never reached: at max_wait the broker returns what it has.
+    let r = conn.call(12, &wire::fetch_request("multi", 1, 0, 300, 1 << 20));
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(
+        wire::records_of(p.records.as_deref().unwrap_or_default()).len(),
+        2
+    );
+}
