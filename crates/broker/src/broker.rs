@@ -165,12 +165,12 @@ impl Broker {
                 default_config: config_bridge::default_log_config(&settings),
             };
             let by_topic = topic_settings.clone();
-            let default_log = options.default_config.clone();
+            let default_log = options.default_config;
             tokio::task::spawn_blocking(move || {
                 LogManager::open(options, move |tp| {
                     by_topic
                         .get(&tp.topic)
-                        .map_or_else(|| default_log.clone(), |s| s.log.clone())
+                        .map_or_else(|| default_log, |s| s.log)
                 })
             })
             .await
@@ -430,9 +430,11 @@ fn prepare_log_dirs(settings: &BrokerSettings) -> Result<String, BootError> {
                 let stored_cluster = get("cluster.id")
                     .ok_or_else(|| err("meta.properties has no cluster.id".into()))?;
                 match &cluster_id {
-                    Some(c) if *c != stored_cluster => return Err(err(format!(
+                    Some(c) if *c != stored_cluster => {
+                        return Err(err(format!(
                         "cluster.id {stored_cluster} does not match {c} found in another log dir"
-                    ))),
+                    )))
+                    }
                     _ => cluster_id = Some(stored_cluster),
                 }
             }

@@ -152,7 +152,7 @@ impl Partition {
 
     /// Applies changed topic configs (retention, segment size, …).
     pub fn update_settings(&self, settings: Arc<TopicSettings>) {
-        self.log.update_config(settings.log.clone());
+        self.log.update_config(settings.log);
         *self.settings.write() = settings;
     }
 

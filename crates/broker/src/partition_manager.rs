@@ -161,15 +161,11 @@ impl PartitionManager {
         state: LeaderState,
         settings: &Arc<TopicSettings>,
     ) -> Result<Arc<Partition>, StorageError> {
-        let log = match self
-            .log_manager
-            .get_or_create(tp, topic_id, settings.log.clone())
-        {
+        let log = match self.log_manager.get_or_create(tp, topic_id, settings.log) {
             Err(StorageError::TopicIdMismatch { .. }) => {
                 tracing::info!(partition = %tp, "replacing the log of a deleted topic with the same name");
                 self.log_manager.delete(tp)?;
-                self.log_manager
-                    .get_or_create(tp, topic_id, settings.log.clone())?
+                self.log_manager.get_or_create(tp, topic_id, settings.log)?
             }
             other => other?,
         };

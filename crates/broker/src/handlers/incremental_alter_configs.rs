@@ -105,13 +105,14 @@ pub fn change_for(
     let resource_type = match kind {
         resource_type::TOPIC => ConfigResourceType::Topic,
         resource_type::BROKER => {
-            if !name.is_empty() && name != ctx.broker.node_id().to_string() {
-                if name.parse::<i32>().is_err() {
-                    return Err((
-                        ErrorCode::InvalidRequest,
-                        format!("Invalid broker name {name}"),
-                    ));
-                }
+            if !name.is_empty()
+                && name != ctx.broker.node_id().to_string()
+                && name.parse::<i32>().is_err()
+            {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    format!("Invalid broker name {name}"),
+                ));
             }
             ConfigResourceType::Broker
         }
