@@ -280,3 +280,31 @@ def test_consumers_do_not_auto_create_topics(broker, admin, topic_name):
     # A producer's metadata request does create it (auto.create.topics.enable=true).
     ck_produce(broker.bootstrap, name, values(1))
     assert name in admin.list_topics(timeout=10).topics
+
+
+def test_kafka_python_fetch_session_sees_new_data_on_any_partition(broker, admin, topic_name):
+    # kafka-python keeps an incremental fetch session (KIP-227): partitions
+    # that had nothing must still be returned once data arrives for them.
+    name = topic_name()
+    ck_create_topics(admin, {name: 4})
+    c = kp_consumer(broker.bootstrap, fetch_max_wait_ms=200)
+    try:
+        tps = [KTopicPartition(name, p) for p in range(4)]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        got = []
+
+        def poll_for(n):
+            deadline = time.monotonic() + T
+            while len(got) < n and time.monotonic() < deadline:
+                for recs in c.poll(timeout_ms=300).values():
+                    got.extend((r.partition, r.offset, r.value) for r in recs)
+
+        poll_for(0)
+        assert c.poll(timeout_ms=600) == {}
+        for step, partition in enumerate([2, 0, 3, 2, 1]):
+            kp_produce(broker.bootstrap, name, [dict(partition=partition, key=None, value=b"s%d" % step)])
+            poll_for(step + 1)
+        assert sorted(got) == sorted([(2, 0, b"s0"), (0, 0, b"s1"), (3, 0, b"s2"), (2, 1, b"s3"), (1, 0, b"s4")])
+    finally:
+        c.close()
