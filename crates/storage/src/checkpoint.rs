@@ -124,7 +124,9 @@ fn render(entries: impl ExactSizeIterator<Item = String>) -> String {
     out
 }
 
-/// A per-dir `<topic> <partition> <offset>` checkpoint.
+/// A per-dir offset checkpoint: `0\n<count>\n<topic> <partition> <offset>\n…`,
+/// one per log dir for recovery points, log start offsets, high watermarks
+/// and cleaner offsets (see the module docs).
 #[derive(Debug, Clone)]
 pub struct OffsetCheckpointFile {
     path: PathBuf,
@@ -182,7 +184,7 @@ pub struct EpochEntry {
     pub start_offset: i64,
 }
 
-/// A partition's `leader-epoch-checkpoint`.
+/// A partition's `leader-epoch-checkpoint`: `0\n<count>\n<epoch> <start offset>\n…`.
 #[derive(Debug, Clone)]
 pub struct LeaderEpochCheckpointFile {
     path: PathBuf,
@@ -231,7 +233,8 @@ impl LeaderEpochCheckpointFile {
     }
 }
 
-/// A partition's `partition.metadata` (its topic id).
+/// A partition's `partition.metadata`: `version: 0\ntopic_id: <base64url uuid>\n`,
+/// so a re-created topic of the same name is told apart from the old one.
 #[derive(Debug, Clone)]
 pub struct PartitionMetadataFile {
     path: PathBuf,

@@ -711,11 +711,18 @@ impl LogManager {
             .iter()
             .map(|dir| {
                 let (total_bytes, usable_bytes, stat_err) = match rustix::fs::statvfs(dir.path()) {
-                    Ok(s) => (
-                        s.f_blocks.saturating_mul(s.f_frsize),
-                        s.f_bavail.saturating_mul(s.f_frsize),
-                        None,
-                    ),
+                    Ok(s) => {
+                        let unit = if s.f_frsize > 0 {
+                            s.f_frsize
+                        } else {
+                            s.f_bsize
+                        };
+                        (
+                            s.f_blocks.saturating_mul(unit),
+                            s.f_bavail.saturating_mul(unit),
+                            None,
+                        )
+                    }
                     Err(e) => (0, 0, Some(format!("statvfs failed: {e}"))),
                 };
                 let partitions = if dir.is_offline() {

@@ -19,7 +19,8 @@
 
 use crate::index::IndexEntry;
 
-/// One offset index entry.
+/// One offset index entry: 4-byte relative offset, 4-byte position,
+/// big-endian (format in the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OffsetEntry {
     /// Offset relative to the segment's base offset.

@@ -38,8 +38,13 @@ use crate::time_index::{self, TimeEntry};
 /// Sentinel: the rolling-based timestamp has not been read yet.
 const UNKNOWN: i64 = i64::MIN;
 
-/// Bytes read per `pread` when scanning a segment.
-const SCAN_CHUNK: usize = 64 * 1024;
+/// Bytes read per `pread` when scanning a whole segment (recovery,
+/// compaction, index rebuilds).
+const SCAN_CHUNK: usize = 1024 * 1024;
+
+/// Bytes read per `pread` when looking for one batch from an index entry:
+/// a little more than `index.interval.bytes`, so one read usually suffices.
+const LOOKUP_CHUNK: usize = 8 * 1024;
 
 /// The indexes of a segment and the append-side state that feeds them.
 #[derive(Debug)]
@@ -62,7 +67,9 @@ pub(crate) struct SegmentMark {
     rolling_based_timestamp: i64,
 }
 
-/// One segment of a partition log.
+/// One segment of a partition log: `<base offset>.log` holding whole v2
+/// record batches end to end, with its `.index` and `.timeindex` (formats
+/// in the module docs of this file and of `offset_index`/`time_index`).
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
@@ -118,10 +125,11 @@ pub(crate) struct BatchReader<'a> {
     end: u64,
     buf: Vec<u8>,
     buf_start: u64,
+    chunk: usize,
 }
 
 impl<'a> BatchReader<'a> {
-    /// Scans `[start, end)` of `file`.
+    /// Scans `[start, end)` of `file` in large reads.
     pub(crate) fn new(file: &'a File, start: u64, end: u64) -> Self {
         BatchReader {
             file,
@@ -129,6 +137,15 @@ impl<'a> BatchReader<'a> {
             end,
             buf: Vec::new(),
             buf_start: start,
+            chunk: SCAN_CHUNK,
+        }
+    }
+
+    /// Scans `[start, end)` in small reads, for finding one batch.
+    pub(crate) fn for_lookup(file: &'a File, start: u64, end: u64) -> Self {
+        BatchReader {
+            chunk: LOOKUP_CHUNK,
+            ..BatchReader::new(file, start, end)
         }
     }
 
@@ -143,7 +160,7 @@ impl<'a> BatchReader<'a> {
         if self.pos >= have_from && self.pos + n as u64 <= have_to {
             return Ok(());
         }
-        let want = (n.max(SCAN_CHUNK) as u64).min(self.end - self.pos) as usize;
+        let want = (n.max(self.chunk) as u64).min(self.end - self.pos) as usize;
         self.buf.resize(want, 0);
         self.buf_start = self.pos;
         self.file.read_exact_at(&mut self.buf, self.pos)
@@ -496,7 +513,7 @@ impl Segment {
         if rolling == UNKNOWN {
             rolling = NO_TIMESTAMP;
             if self.size() > 0 {
-                let mut reader = BatchReader::new(&self.file, 0, self.size());
+                let mut reader = BatchReader::for_lookup(&self.file, 0, self.size());
                 if let Next::Header(_, h) = reader.next_header()? {
                     rolling = h.max_timestamp;
                 }
@@ -768,7 +785,7 @@ impl Segment {
         idx.offset.persist(false)?;
         idx.time.persist(false)?;
         let first = if valid > 0 {
-            let mut r = BatchReader::new(&self.file, 0, valid);
+            let mut r = BatchReader::for_lookup(&self.file, 0, valid);
             match r.next_header()? {
                 Next::Header(_, h) => h.max_timestamp,
                 _ => NO_TIMESTAMP,
@@ -796,7 +813,7 @@ impl Segment {
                 .map_or(0, |e| u64::from(e.position))
         };
         let size = self.size();
-        let mut reader = BatchReader::new(&self.file, start, size);
+        let mut reader = BatchReader::for_lookup(&self.file, start, size);
         let mut next = None;
         loop {
             match reader.next_header()? {
@@ -834,7 +851,7 @@ impl Segment {
             let entries = idx.offset.entries().unwrap_or(&[]);
             u64::from(offset_index::lookup(entries, rel).position)
         };
-        let mut reader = BatchReader::new(&self.file, start.min(size), size);
+        let mut reader = BatchReader::for_lookup(&self.file, start.min(size), size);
         loop {
             match reader.next_header()? {
                 Next::Header(pos, h) if h.last_offset() >= offset => return Ok(Some((pos, h))),
@@ -904,7 +921,7 @@ impl Segment {
         let Some((pos, _)) = self.find_batch(start_offset, size)? else {
             return Ok(None);
         };
-        let mut reader = BatchReader::new(&self.file, pos, size);
+        let mut reader = BatchReader::for_lookup(&self.file, pos, size);
         loop {
             match reader.next_batch()? {
                 Next::Batch(_, header, bytes) => {
@@ -944,7 +961,7 @@ impl Segment {
         let Some((pos, _)) = self.find_batch(offset, size)? else {
             return Ok(None);
         };
-        let mut reader = BatchReader::new(&self.file, pos, size);
+        let mut reader = BatchReader::for_lookup(&self.file, pos, size);
         loop {
             match reader.next_batch()? {
                 Next::Batch(_, header, bytes) => {
@@ -1014,7 +1031,7 @@ impl Segment {
             .and_then(|e| e.last())
             .map_or(0, |e| u64::from(e.position));
         drop(idx);
-        let mut reader = BatchReader::new(&self.file, scan_from, pos);
+        let mut reader = BatchReader::for_lookup(&self.file, scan_from, pos);
         while let Next::Header(_, h) = reader.next_header()? {
             if h.max_timestamp > max_ts {
                 max_ts = h.max_timestamp;

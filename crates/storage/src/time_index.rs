@@ -20,7 +20,8 @@
 
 use crate::index::IndexEntry;
 
-/// One time index entry.
+/// One time index entry: 8-byte timestamp, 4-byte relative offset,
+/// big-endian (format in the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimeEntry {
     /// Largest timestamp up to `relative_offset`.

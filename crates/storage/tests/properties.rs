@@ -288,9 +288,10 @@ fn run_ops(seed: u64, ops: Vec<Op>) {
     t.manager.shutdown().unwrap();
 }
 
-/// Cuts the log at byte `cut` of its concatenated segments (dropping later
-/// segments), optionally leaving garbage after the cut, as a torn write or
-/// lost page cache would.
+/// Cuts the log at byte `cut` of its concatenated segments, removing the
+/// segments after it (they did not exist yet when the torn write happened:
+/// the process-crash model), optionally leaving garbage after the cut as a
+/// torn write can.
 fn tear(t: &CrashedLog, cut: u64, garbage: &[u8]) {
     let pdir = t.dir.path().join(tp().to_string());
     let mut logs: Vec<_> = fs::read_dir(&pdir)
@@ -304,13 +305,10 @@ fn tear(t: &CrashedLog, cut: u64, garbage: &[u8]) {
     for log in logs {
         let len = fs::metadata(&log).unwrap().len();
         if torn {
-            // Created before the crash but never written.
-            OpenOptions::new()
-                .write(true)
-                .open(&log)
-                .unwrap()
-                .set_len(0)
-                .unwrap();
+            // A kill -9 model: segments after the torn write did not exist yet.
+            for ext in ["log", "index", "timeindex"] {
+                let _ = fs::remove_file(log.with_extension(ext));
+            }
         } else if pos + len > cut {
             let f = OpenOptions::new().write(true).open(&log).unwrap();
             f.set_len(cut - pos).unwrap();

@@ -133,7 +133,7 @@ pub(crate) fn cleanable(log: &Log, now_ms: i64) -> Option<Cleanable> {
 }
 
 fn first_batch_timestamp(seg: &Segment) -> Option<i64> {
-    let mut reader = crate::segment::BatchReader::new(seg.file(), 0, seg.size());
+    let mut reader = crate::segment::BatchReader::for_lookup(seg.file(), 0, seg.size());
     match reader.next_header() {
         Ok(crate::segment::Next::Header(_, h)) => Some(h.max_timestamp),
         _ => None,
