@@ -710,8 +710,11 @@ impl BatchBuilder {
         self
     }
 
-    /// Records the compaction delete horizon in the base timestamp.
+    /// Records the compaction delete horizon in the base timestamp (KIP-534).
+    /// Record timestamp deltas are then relative to the horizon, as Kafka
+    /// encodes them, so this must be set before the first record is added.
     pub fn delete_horizon(mut self, horizon_ms: i64) -> Self {
+        debug_assert!(self.count == 0, "set the delete horizon before appending");
         self.delete_horizon = Some(horizon_ms);
         self
     }
@@ -744,7 +747,9 @@ impl BatchBuilder {
         header_count: i32,
         headers: &[u8],
     ) {
-        let base_timestamp = *self.base_timestamp.get_or_insert(timestamp);
+        let base_timestamp = *self
+            .base_timestamp
+            .get_or_insert(self.delete_horizon.unwrap_or(timestamp));
         if self.timestamp_type == TimestampType::CreateTime {
             self.max_timestamp = self.max_timestamp.max(timestamp);
         }
@@ -787,8 +792,11 @@ impl BatchBuilder {
         if self.delete_horizon.is_some() {
             attributes |= DELETE_HORIZON_BIT;
         }
-        let first_timestamp = self.base_timestamp.unwrap_or(NO_TIMESTAMP);
-        let base_timestamp = self.delete_horizon.unwrap_or(first_timestamp);
+        // With a delete horizon, `base_timestamp` already holds it.
+        let base_timestamp = self
+            .base_timestamp
+            .or(self.delete_horizon)
+            .unwrap_or(NO_TIMESTAMP);
         out.extend_from_slice(&self.base_offset.to_be_bytes());
         out.extend_from_slice(&batch_length.to_be_bytes());
         out.extend_from_slice(&self.partition_leader_epoch.to_be_bytes());
@@ -1030,6 +1038,30 @@ mod tests {
         assert!(iter.next().unwrap().is_err());
         assert!(iter.next().is_none());
         assert_eq!(iter.position(), one.len());
+    }
+
+    #[test]
+    fn delete_horizon_keeps_record_timestamps() {
+        for codec in [Compression::None, Compression::Zstd] {
+            let mut b = BatchBuilder::new(10, codec)
+                .delete_horizon(90_000)
+                .last_offset_delta(4);
+            b.append(10, 1_000, Some(b"k"), None, 0, &[]);
+            b.append(12, 1_500, Some(b"j"), Some(b"v"), 0, &[]);
+            let built = b.build().unwrap();
+            let batch = BatchIter::new(&built).next().unwrap().unwrap();
+            batch.verify_crc().unwrap();
+            assert!(batch.header.has_delete_horizon());
+            assert_eq!(batch.header.base_timestamp, 90_000);
+            assert_eq!(batch.header.max_timestamp, 1_500);
+            assert_eq!(batch.header.last_offset(), 14);
+            let payload = batch.records().unwrap();
+            let ts: Vec<i64> = payload
+                .iter()
+                .map(|r| batch.header.base_timestamp + r.unwrap().timestamp_delta)
+                .collect();
+            assert_eq!(ts, vec![1_000, 1_500]);
+        }
     }
 
     #[test]

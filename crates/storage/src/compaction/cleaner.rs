@@ -39,9 +39,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use millrace_protocol::records::{
-    compress, put_varint, put_varlong, Batch, BatchBuilder, BatchHeader, BATCH_HEADER_LEN,
-};
+use millrace_protocol::records::{Batch, BatchBuilder, BatchHeader};
 
 use super::offset_map::OffsetMap;
 use super::{cleanable, CleanStats};
@@ -96,60 +94,6 @@ fn map_batch(map: &mut OffsetMap, header: &BatchHeader, bytes: &[u8]) -> io::Res
         }
     }
     Ok(())
-}
-
-/// Rewrites a batch so its base timestamp field holds the delete horizon
-/// and record timestamp deltas are relative to it, as Kafka's readers
-/// expect (record timestamp = base timestamp field + delta). `bytes` must
-/// be a batch without a delete horizon.
-fn stamp_delete_horizon(bytes: &[u8], horizon: i64) -> io::Result<Vec<u8>> {
-    let batch = millrace_protocol::records::BatchIter::new(bytes)
-        .next()
-        .ok_or_else(|| bad_data("no batch"))?
-        .map_err(bad_data)?;
-    let header = batch.header;
-    let payload = batch.records().map_err(bad_data)?;
-    let mut raw = Vec::with_capacity(payload.as_bytes().len() + 16);
-    let mut body = Vec::new();
-    for record in payload.iter() {
-        let record = record.map_err(bad_data)?;
-        let timestamp = header.base_timestamp + record.timestamp_delta;
-        body.clear();
-        body.push(record.attributes as u8);
-        put_varlong(&mut body, timestamp - horizon);
-        put_varint(&mut body, record.offset_delta);
-        match record.key {
-            None => put_varint(&mut body, -1),
-            Some(k) => {
-                put_varint(&mut body, k.len() as i32);
-                body.extend_from_slice(k);
-            }
-        }
-        match record.value {
-            None => put_varint(&mut body, -1),
-            Some(v) => {
-                put_varint(&mut body, v.len() as i32);
-                body.extend_from_slice(v);
-            }
-        }
-        put_varint(&mut body, record.header_count);
-        body.extend_from_slice(record.headers);
-        put_varint(&mut raw, body.len() as i32);
-        raw.extend_from_slice(&body);
-    }
-    let codec = header.compression().map_err(bad_data)?;
-    let compressed = compress(codec, &raw).map_err(bad_data)?;
-    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + compressed.len());
-    out.extend_from_slice(&bytes[..BATCH_HEADER_LEN]);
-    out.extend_from_slice(&compressed);
-    let batch_length = (out.len() - 12) as i32;
-    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    let attributes = header.attributes | (1 << 6);
-    out[21..23].copy_from_slice(&attributes.to_be_bytes());
-    out[27..35].copy_from_slice(&horizon.to_be_bytes());
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
-    Ok(out)
 }
 
 /// The filtered form of one batch.
@@ -222,8 +166,12 @@ impl Filter<'_> {
                 continue;
             }
             let b = builder.get_or_insert_with(|| {
-                BatchBuilder::like(header, header.base_offset, codec)
-                    .last_offset_delta(header.last_offset_delta)
+                let b = BatchBuilder::like(header, header.base_offset, codec)
+                    .last_offset_delta(header.last_offset_delta);
+                match new_horizon {
+                    Some(h) => b.delete_horizon(h),
+                    None => b,
+                }
             });
             b.append(
                 header.base_offset + i64::from(record.offset_delta),
@@ -237,15 +185,11 @@ impl Filter<'_> {
         let Some(builder) = builder else {
             return Ok(Filtered::Dropped);
         };
+        if let Some(h) = new_horizon {
+            self.max_horizon = self.max_horizon.max(h);
+        }
         let built = builder.build().map_err(bad_data)?;
-        let out = match new_horizon {
-            Some(h) => {
-                self.max_horizon = self.max_horizon.max(h);
-                stamp_delete_horizon(&built, h)?
-            }
-            None => built.to_vec(),
-        };
-        Ok(Filtered::Rewritten(out))
+        Ok(Filtered::Rewritten(built.to_vec()))
     }
 }
 
@@ -588,29 +532,6 @@ fn clean_group(
 mod tests {
     use super::*;
     use millrace_protocol::records::{BatchIter, Compression};
-
-    #[test]
-    fn delete_horizon_keeps_record_timestamps() {
-        for codec in [Compression::None, Compression::Zstd] {
-            let mut b = BatchBuilder::new(10, codec);
-            b.append(10, 1_000, Some(b"k"), None, 0, &[]);
-            b.append(12, 1_500, Some(b"j"), Some(b"v"), 0, &[]);
-            let built = b.last_offset_delta(4).build().unwrap();
-            let stamped = stamp_delete_horizon(&built, 90_000).unwrap();
-            let batch = BatchIter::new(&stamped).next().unwrap().unwrap();
-            batch.verify_crc().unwrap();
-            assert!(batch.header.has_delete_horizon());
-            assert_eq!(batch.header.base_timestamp, 90_000);
-            assert_eq!(batch.header.max_timestamp, 1_500);
-            assert_eq!(batch.header.last_offset(), 14);
-            let payload = batch.records().unwrap();
-            let ts: Vec<i64> = payload
-                .iter()
-                .map(|r| batch.header.base_timestamp + r.unwrap().timestamp_delta)
-                .collect();
-            assert_eq!(ts, vec![1_000, 1_500]);
-        }
-    }
 
     fn keyed(key: &str, value: &str) -> Vec<u8> {
         let mut b = BatchBuilder::new(0, Compression::None);
