@@ -355,3 +355,42 @@ def test_alter_configs_replaces_the_dynamic_set(broker, admin, topic_name):
     assert entries["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert entries["cleanup.policy"].value == "delete"
     assert entries["cleanup.policy"].source == ConfigSource.DEFAULT_CONFIG.value
+
+
+def test_admin_errors(broker, admin, topic_name):
+    name = topic_name()
+    ck_create_topics(admin, {name: 2})
+    missing = topic_name("missing")
+
+    def error_of(fut) -> int:
+        with pytest.raises(KafkaException) as exc:
+            fut.result(timeout=T)
+        return exc.value.args[0].code()
+
+    r = ConfigResource(ResourceType.TOPIC, missing)
+    assert error_of(admin.describe_configs([r], request_timeout=10)[r]) == KafkaError.UNKNOWN_TOPIC_OR_PART
+    r = ConfigResource(ResourceType.TOPIC, missing, incremental_configs=[
+        ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    assert error_of(admin.incremental_alter_configs([r], request_timeout=10)[r]) == KafkaError.UNKNOWN_TOPIC_OR_PART
+    r = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("no.such.config", "1", incremental_operation=AlterConfigOpType.SET)])
+    assert error_of(admin.incremental_alter_configs([r], request_timeout=10)[r]) == KafkaError.INVALID_CONFIG
+    # Static broker configs cannot change at runtime.
+    r = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("log.dirs", "/elsewhere", incremental_operation=AlterConfigOpType.SET)])
+    assert error_of(admin.incremental_alter_configs([r], request_timeout=10)[r]) == KafkaError.INVALID_CONFIG
+    assert error_of(admin.create_partitions([NewPartitions(missing, 3)], request_timeout=10)[missing]) == \
+        KafkaError.UNKNOWN_TOPIC_OR_PART
+    zero = topic_name("zero")
+    assert error_of(admin.create_topics([NewTopic(zero, 0, 1)], request_timeout=10)[zero]) == \
+        KafkaError.INVALID_PARTITIONS
+
+
+def test_create_topic_with_broker_defaults(broker, admin, topic_name):
+    # num_partitions/replication_factor -1: the broker's num.partitions and
+    # default.replication.factor (CreateTopics v4+).
+    name = topic_name()
+    admin.create_topics([NewTopic(name)], request_timeout=10)[name].result(timeout=T)
+    wait_until(lambda: ck_partition_count(admin, name) == 1, what="default partition count")
+    md = admin.list_topics(topic=name, timeout=10).topics[name]
+    assert [p.replicas for p in md.partitions.values()] == [[1]]
