@@ -378,7 +378,10 @@ pub fn decompress(compression: Compression, raw: &[u8]) -> Result<Cow<'_, [u8]>,
     let result = match compression {
         Compression::None => return Ok(Cow::Borrowed(raw)),
         Compression::Gzip => codec::Gzip::decompress(&mut input, keep),
-        Compression::Snappy => codec::Snappy::decompress(&mut input, keep),
+        Compression::Snappy => {
+            check_snappy_lengths(raw)?;
+            codec::Snappy::decompress(&mut input, keep)
+        }
         Compression::Lz4 => codec::Lz4::decompress(&mut input, keep),
         Compression::Zstd => codec::Zstd::decompress(&mut input, keep),
     };
@@ -388,6 +391,52 @@ pub fn decompress(compression: Compression, raw: &[u8]) -> Result<Cow<'_, [u8]>,
             codec: compression,
             reason: format!("{e:#}"),
         })
+}
+
+/// xerial's framing of snappy blocks, as Java clients write it.
+const XERIAL_SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+/// No snappy element expands more than 64 bytes out of 3 (a 2-byte-offset
+/// copy), so no valid block declares more than ~22 times its own size.
+const SNAPPY_MAX_EXPANSION: usize = 32;
+
+/// The snappy decoder allocates and zeroes the uncompressed length a block
+/// declares before reading it, so a few bytes claiming 4 GiB would make the
+/// broker allocate 4 GiB. Reject lengths no snappy block can decode to.
+fn check_snappy_lengths(raw: &[u8]) -> Result<(), RecordsError> {
+    let check = |block: &[u8]| -> Result<(), RecordsError> {
+        // The block starts with its uncompressed length, a little-endian
+        // base-128 varint of at most 5 bytes; the decoder reports bad ones.
+        let mut declared = 0u64;
+        for (i, &byte) in block.iter().take(5).enumerate() {
+            declared |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                if declared > (block.len() * SNAPPY_MAX_EXPANSION) as u64 {
+                    return Err(RecordsError::Decompression {
+                        codec: Compression::Snappy,
+                        reason: format!(
+                            "a snappy block of {} bytes cannot decode to the {declared} bytes it declares",
+                            block.len()
+                        ),
+                    });
+                }
+                break;
+            }
+        }
+        Ok(())
+    };
+    let Some(mut rest) = raw.strip_prefix(&XERIAL_SNAPPY_MAGIC[..]) else {
+        return check(raw);
+    };
+    while rest.len() >= 4 {
+        let size = be_i32(rest, 0) as u32 as usize;
+        rest = &rest[4..];
+        if size > rest.len() {
+            break;
+        }
+        check(&rest[..size])?;
+        rest = &rest[size..];
+    }
+    Ok(())
 }
 
 /// Compresses an uncompressed records section with `compression`.
@@ -982,6 +1031,32 @@ mod tests {
             assert_eq!(records[3].offset_delta, 3);
             assert_eq!(records[3].timestamp_delta, 3);
         }
+    }
+
+    #[test]
+    fn snappy_lengths_beyond_what_snappy_can_encode_are_rejected() {
+        // Raw snappy: a 4-byte varint claiming ~4 GiB, then nothing.
+        let raw = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(
+            decompress(Compression::Snappy, &raw),
+            Err(RecordsError::Decompression { .. })
+        ));
+        // xerial framing: one block of 5 bytes claiming the same.
+        let mut framed = XERIAL_SNAPPY_MAGIC.to_vec();
+        framed.extend_from_slice(&5u32.to_be_bytes());
+        framed.extend_from_slice(&raw);
+        assert!(matches!(
+            decompress(Compression::Snappy, &framed),
+            Err(RecordsError::Decompression { .. })
+        ));
+        // Highly compressible data still round-trips.
+        let zeros = vec![0u8; 1 << 20];
+        let compressed = compress(Compression::Snappy, &zeros).unwrap();
+        assert!(compressed.len() * 20 < zeros.len());
+        assert_eq!(
+            &decompress(Compression::Snappy, &compressed).unwrap()[..],
+            &zeros[..]
+        );
     }
 
     #[test]
