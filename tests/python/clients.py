@@ -138,6 +138,8 @@ def ck_consumer(bootstrap: str, **conf):
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
+                # Verify every fetched batch's CRC (kafka-python always does).
+                "check.crcs": True,
                 **conf,
             },
         )

@@ -308,3 +308,45 @@ def test_kafka_python_fetch_session_sees_new_data_on_any_partition(broker, admin
         assert sorted(got) == sorted([(2, 0, b"s0"), (0, 0, b"s1"), (3, 0, b"s2"), (2, 1, b"s3"), (1, 0, b"s4")])
     finally:
         c.close()
+
+
+def test_concurrent_producers_on_one_partition(broker, admin, topic_name):
+    name = topic_name()
+    ck_create_topics(admin, {name: 1})
+    n = 500
+    errors = []
+
+    def run(fn, tag):
+        try:
+            fn(broker.bootstrap, name, [dict(partition=0, key=tag, value=b"%s-%d" % (tag, i), headers=[],
+                                             timestamp=None) for i in range(n)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append((tag, exc))
+
+    threads = [threading.Thread(target=run, args=(fn, tag)) for fn, tag in
+               [(ck_produce, b"ck1"), (ck_produce, b"ck2"), (kp_produce, b"kp1"), (kp_produce, b"kp2")]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(T * 2)
+    assert not errors, errors
+    got = ck_consume(broker.bootstrap, name, [0])
+    assert [r["offset"] for r in got] == list(range(4 * n))
+    for tag in (b"ck1", b"ck2", b"kp1", b"kp2"):
+        # Each producer's records stay in its send order.
+        assert [r["value"] for r in got if r["key"] == tag] == [b"%s-%d" % (tag, i) for i in range(n)]
+
+
+def test_records_near_the_size_limits(broker, admin, topic_name):
+    name = topic_name()
+    ck_create_topics(admin, {name: 1})
+    big = blob(1_000_000, seed=3)  # under max.message.bytes (1048588) with its batch overhead
+    many_headers = [(f"header-{i:03d}-" + "h" * 50, blob(100, seed=i)) for i in range(200)]
+    records = [
+        dict(partition=0, key=blob(32_768, seed=1), value=big, headers=[], timestamp=None),
+        dict(partition=0, key=b"headers", value=b"v", headers=many_headers, timestamp=None),
+    ]
+    ck_produce(broker.bootstrap, name, records, **{"message.max.bytes": 2_000_000})
+    for got in (ck_consume(broker.bootstrap, name, [0]), kp_consume(broker.bootstrap, name, [0])):
+        assert [(r["key"], r["value"], r["headers"]) for r in got] == [
+            (r["key"], r["value"], r["headers"]) for r in records]
