@@ -186,3 +186,12 @@ def topic_name(request):
         return name
 
     return make
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Drops each test's fixture values once it is torn down: pytest would keep
+    them (module-scoped clients included) until the session ends, and a
+    librdkafka client left behind keeps reconnecting to its stopped broker."""
+    yield
+    item.funcargs.clear()
