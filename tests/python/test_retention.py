@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from clients import (
@@ -84,7 +85,8 @@ def test_size_retention(broker, topic_name):
     assert sum(len(r["value"]) for r in got) < 4096 + 2048 + 2048
 
 
-def test_compaction_keeps_the_latest_value_per_key(broker, topic_name):
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_compaction_keeps_the_latest_value_per_key(broker, topic_name, codec):
     admin = ck_admin(broker.bootstrap)
     name = topic_name()
     ck_create_topics(admin, {name: 1}, configs={name: {
@@ -99,7 +101,8 @@ def test_compaction_keeps_the_latest_value_per_key(broker, topic_name):
             value = None if (k == 3 and round_ == 5) else b"v%d-" % round_ + b"p" * 100
             records.append(record(key, value))
             latest[key] = value
-    ck_produce(broker.bootstrap, name, records, **{"linger.ms": 0, "batch.num.messages": 1})
+    ck_produce(broker.bootstrap, name, records, **{"linger.ms": 5, "batch.num.messages": 3,
+                                                   "compression.type": codec})
     # The active segment is never cleaned: once segment.ms has passed, one
     # more record (a key of its own) rolls a new one and leaves every record
     # above in cleanable segments.

@@ -29,6 +29,8 @@ from clients import (
     ck_consumer,
     ck_create_topics,
     ck_produce,
+    kcat_consume,
+    kcat_produce,
     kp_admin,
     kp_consume,
     kp_consumer,
@@ -211,14 +213,21 @@ def test_log_append_time_topic(broker, admin, topic_name):
     before = now_ms()
     ck_produce(broker.bootstrap, name, [dict(partition=0, key=None, value=b"a", headers=[], timestamp=1_000)])
     kp_produce(broker.bootstrap, name, [dict(partition=0, key=None, value=b"b", timestamp=2_000)])
+    # Compressed batches get the broker's time too (and a new CRC, which
+    # the consumers check).
+    ck_produce(broker.bootstrap, name, [dict(partition=0, key=None, value=b"c%d" % i, headers=[], timestamp=3_000)
+                                        for i in range(3)], **{"compression.type": "lz4", "linger.ms": 50})
+    kcat_produce(broker.bootstrap, name, 0, [dict(key=None, value=b"d%d" % i) for i in range(3)],
+                 extra=["-z", "gzip"])
     after = now_ms()
     got = ck_consume(broker.bootstrap, name, [0])
-    assert [r["value"] for r in got] == [b"a", b"b"]
+    assert [r["value"] for r in got] == [b"a", b"b", b"c0", b"c1", b"c2", b"d0", b"d1", b"d2"]
     for r in got:
         assert r["timestamp_type"] == TIMESTAMP_LOG_APPEND_TIME
         assert before - 1000 <= r["timestamp"] <= after + 1000, r
     got_kp = kp_consume(broker.bootstrap, name, [0])
     assert [(r["timestamp_type"], r["timestamp"]) for r in got_kp] == [(1, r["timestamp"]) for r in got]
+    assert [r["timestamp"] for r in kcat_consume(broker.bootstrap, name, 0)] == [r["timestamp"] for r in got]
 
 
 def test_topic_name_rules(broker, admin, topic_name):
