@@ -124,7 +124,7 @@ setup_venv() {
     fi
     "$VENV/bin/python" -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
         | grep -Ei '^(confluent-kafka|kafka-python|pytest)=' | tr '\n' ' '
-    echo "legacy: $(ls "$VENV/legacy" | tr '\n' ' ')"
+    echo "legacy: $(cd "$VENV/legacy" && printf '%s ' *)"
 }
 
 run_cargo_tests() {
