@@ -174,11 +174,12 @@ def test_reset_to_latest_skips_existing_records(broker, admin, topic_name):
         c.assign([TopicPartition(name, 0, OFFSET_END)])
         deadline = time.monotonic() + T
         # Wait until the consumer has resolved its position (end of partition).
-        while time.monotonic() < deadline:
+        at_end = False
+        while not at_end and time.monotonic() < deadline:
             m = c.poll(0.5)
-            if m is not None and m.error() and m.error().code() == KafkaError._PARTITION_EOF:
-                break
+            at_end = m is not None and m.error() is not None and m.error().code() == KafkaError._PARTITION_EOF
             assert m is None or m.error(), f"old record delivered at offset {m.offset()}"
+        assert at_end, "consumer never reached the end of the partition"
         ck_produce(broker.bootstrap, name, values(2, "new"))
         got = []
         while len(got) < 2 and time.monotonic() < deadline:
