@@ -1,7 +1,11 @@
 //! The `millrace` command. Thin: parse arguments, hand over to [`boot`].
 
+mod allocator;
 mod boot;
 mod cli;
+
+#[global_allocator]
+static ALLOCATOR: allocator::ReservingAllocator = allocator::ReservingAllocator;
 
 use clap::Parser;
 
