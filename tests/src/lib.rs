@@ -128,7 +128,10 @@ impl TestBroker {
             .arg("broker")
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", std::env::var("MILLRACE_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("MILLRACE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(log.try_clone().expect("log fd")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -146,7 +149,10 @@ impl TestBroker {
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("broker exited with {status} before listening:\n{}", self.output());
+                    panic!(
+                        "broker exited with {status} before listening:\n{}",
+                        self.output()
+                    );
                 }
             }
             assert!(
@@ -166,7 +172,11 @@ impl TestBroker {
             loop {
                 match child.try_wait() {
                     Ok(Some(status)) => {
-                        assert!(status.success(), "broker exited with {status}:\n{}", self.output());
+                        assert!(
+                            status.success(),
+                            "broker exited with {status}:\n{}",
+                            self.output()
+                        );
                         return;
                     }
                     _ if Instant::now() > deadline => {
@@ -189,7 +199,10 @@ impl TestBroker {
 
     /// Starts the broker again on the same port and data.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop or kill the broker before restarting");
+        assert!(
+            self.child.is_none(),
+            "stop or kill the broker before restarting"
+        );
         self.spawn();
     }
 
@@ -218,7 +231,11 @@ impl Drop for TestBroker {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("--- broker output ({}) ---\n{}", self.bootstrap(), self.output());
+            eprintln!(
+                "--- broker output ({}) ---\n{}",
+                self.bootstrap(),
+                self.output()
+            );
         }
     }
 }
