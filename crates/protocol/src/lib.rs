@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //!
+//! - [`control`]: transaction markers and the coordinator key hash.
 //! - [`frame`]: length-prefixed frames; "need more bytes" is not an error.
 //! - [`header`]: request headers (v0-v2) and response framing.
 //! - [`records`]: zero-copy views of v2 record batches, their CRCs and records,
@@ -17,6 +18,7 @@
 //! Error codes are [`kafka_protocol::error::ResponseError`], re-exported here
 //! as [`ErrorCode`] so the rest of Millrace names one table.
 
+pub mod control;
 pub mod frame;
 pub mod header;
 pub mod records;
