@@ -220,6 +220,20 @@ impl Controller {
         self.commit(&mut state, vec![record])
     }
 
+    /// Hands `broker_id` the next `block_size` producer ids (Kafka's
+    /// AllocateProducerIds, KIP-730) and returns the first; the block is
+    /// committed to the metadata log before it is returned.
+    pub fn allocate_producer_ids(&self, broker_id: i32, block_size: i64) -> Result<i64, ApiError> {
+        let mut state = self.state.lock();
+        let first = state.image.next_producer_id;
+        let record = MetadataRecord::ProducerIds {
+            broker_id,
+            next_producer_id: first + block_size,
+        };
+        self.commit(&mut state, vec![record])?;
+        Ok(first)
+    }
+
     /// CreateTopics. Returns one result per spec, in order, and the commit
     /// offset the created topics become visible at.
     pub fn create_topics(
@@ -907,6 +921,18 @@ mod tests {
             count,
             assignments: None,
         }
+    }
+
+    #[test]
+    fn producer_id_blocks_never_repeat_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = controller(dir.path());
+            assert_eq!(c.allocate_producer_ids(1, 1000).unwrap(), 0);
+            assert_eq!(c.allocate_producer_ids(1, 1000).unwrap(), 1000);
+        }
+        let c = controller(dir.path());
+        assert_eq!(c.allocate_producer_ids(1, 1000).unwrap(), 2000);
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct MetadataImage {
     pub topic_configs: HashMap<String, ConfigMap>,
     /// Dynamic broker configs by broker id; the key `""` is the cluster default.
     pub broker_configs: HashMap<String, ConfigMap>,
+    /// First producer id not yet allocated to any broker.
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -125,6 +127,11 @@ impl MetadataImage {
     pub fn apply(&mut self, offset: i64, record: &MetadataRecord) {
         self.offset = offset;
         match record {
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
             MetadataRecord::RegisterBroker {
                 broker_id,
                 incarnation_id,

@@ -88,4 +88,13 @@ pub enum MetadataRecord {
         /// New value, `None` to delete the override.
         value: Option<String>,
     },
+    /// A block of producer ids was handed to a broker (KRaft's
+    /// `ProducerIdsRecord`): ids below `next_producer_id` are never reused,
+    /// even across restarts, so idempotent producers are never confused.
+    ProducerIds {
+        /// The broker that received the block.
+        broker_id: i32,
+        /// First id not yet handed out.
+        next_producer_id: i64,
+    },
 }
