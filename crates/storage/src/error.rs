@@ -2,7 +2,8 @@
 //!
 //! The broker maps these to Kafka error codes in one place: `NoSpace` and
 //! `Io`/`LogDirOffline` become `KAFKA_STORAGE_ERROR`, `OffsetOutOfRange`
-//! becomes `OFFSET_OUT_OF_RANGE`, `Corrupt` becomes `CORRUPT_MESSAGE`.
+//! becomes `OFFSET_OUT_OF_RANGE`, `Corrupt` becomes `CORRUPT_MESSAGE`,
+//! `Producer` becomes the code named on its `ProducerStateError` variant.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,10 @@ pub enum StorageError {
     /// The log dir holding this log failed earlier and is offline.
     #[error("log dir {} is offline", .0.display())]
     LogDirOffline(PathBuf),
+    /// Producer-state validation refused a leader append; nothing was
+    /// written. Each variant names the Kafka error code to answer.
+    #[error("producer state: {0}")]
+    Producer(#[from] crate::producer_state::ProducerStateError),
 }
 
 impl StorageError {

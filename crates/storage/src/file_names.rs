@@ -17,6 +17,8 @@
 //!     00000000000000000000.log            segment data, named by base offset
 //!     00000000000000000000.index          offset index
 //!     00000000000000000000.timeindex      time index
+//!     00000000000000000000.txnindex       aborted transactions (only once one aborted)
+//!     00000000000000000042.snapshot       producer state after offsets below 42
 //!     …log.deleted / .cleaned / .swap     files in transition
 //!   <topic>-<partition>.<uuid hex>-delete a deleted partition awaiting removal
 //! ```
@@ -326,6 +328,28 @@ pub fn is_delete_dir(name: &str) -> bool {
     name.ends_with(DELETE_DIR_SUFFIX) && name.contains('.')
 }
 
+/// Suffix of producer-state snapshot files.
+pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
+
+/// `<20-digit offset>.snapshot`: the producer state after every batch
+/// below `offset` (Kafka's `ProducerStateManager` file name).
+pub fn snapshot_file_name(offset: i64) -> String {
+    format!(
+        "{:0width$}{SNAPSHOT_SUFFIX}",
+        offset.max(0),
+        width = BASE_OFFSET_DIGITS
+    )
+}
+
+/// The offset of a snapshot file name; `None` for anything else.
+pub fn parse_snapshot_file_name(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(SNAPSHOT_SUFFIX)?;
+    if digits.len() != BASE_OFFSET_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// `name.tmp`, the sibling a checkpoint is written to before its rename.
 pub fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path
@@ -363,6 +387,18 @@ mod tests {
         assert_eq!(idx.base_offset(), 7);
         assert_eq!(idx.kind(), SegmentFileKind::TimeIndex);
         assert_eq!(idx.transition(), Transition::Deleted);
+    }
+
+    #[test]
+    fn snapshot_names_round_trip() {
+        assert_eq!(snapshot_file_name(42), "00000000000000000042.snapshot");
+        assert_eq!(parse_snapshot_file_name(&snapshot_file_name(42)), Some(42));
+        assert_eq!(parse_snapshot_file_name("42.snapshot"), None);
+        assert_eq!(
+            parse_snapshot_file_name("00000000000000000042.snapshot.tmp"),
+            None
+        );
+        assert_eq!(parse_snapshot_file_name("00000000000000000042.log"), None);
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //!   `leader-epoch-checkpoint`, `partition.metadata`, …).
 //! - `epoch_cache`: the leader epoch history (`LeaderEpochFileCache`).
 //! - `index`, `offset_index`, `time_index`: the `.index` and `.timeindex` files.
+//! - `producer_state`: idempotent-producer and transaction state, its
+//!   `.snapshot` files ([`ProducerStateError`], [`ProducerStateEntry`], [`AbortedTxn`]).
+//! - `txn_index`: the per-segment `.txnindex` of aborted transactions.
 //! - `segment`: one `.log` file plus its indexes; scanning, reading, recovery.
 //! - [`log`]: [`Log`], one partition: append, read, truncate, retention.
 //! - `recovery`: opening a partition dir, clean start or crash recovery.
@@ -45,15 +48,20 @@ mod epoch_cache;
 mod index;
 mod log_dir;
 mod offset_index;
+mod producer_state;
 mod recovery;
 mod segment;
 mod time_index;
+mod txn_index;
 
 pub use compaction::CleanStats;
 pub use config::{LogConfig, LogManagerOptions, TopicPartition};
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, ReadResult, TimestampAndOffset};
 pub use manager::{LogDirUsage, LogManager, PartitionUsage};
+pub use producer_state::{
+    AbortedTxn, ProducerStateEntry, ProducerStateError, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+};
 
 /// Wall-clock milliseconds since the Unix epoch, as Kafka timestamps are.
 pub(crate) fn now_ms() -> i64 {

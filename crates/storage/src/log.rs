@@ -13,6 +13,8 @@
 //! - Truncation rewrites bytes at offsets readers may be reading; it bumps
 //!   `generation` (odd while in progress, seqlock style) and a reader whose
 //!   read overlapped a truncation retries.
+//! - Producer state (`producers`) changes only under `append_lock`: it is
+//!   validated before the bytes are written and applied after they are.
 //! - fsyncs run under `flush_lock` only (except with `flush.messages`, where
 //!   the append itself flushes), so background flushes do not stall appends.
 
@@ -33,7 +35,12 @@ use crate::epoch_cache::LeaderEpochCache;
 use crate::error::{Result, StorageError};
 use crate::log_dir::DirState;
 use crate::now_ms;
-use crate::segment::Segment;
+use crate::producer_state::{
+    self, AbortedTxn, BatchFacts, Origin, ProducerStateEntry, ProducerStateError,
+    ProducerStateManager,
+};
+use crate::segment::{BatchReader, Next, Segment};
+use crate::txn_index::AbortedTxnEntry;
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +61,10 @@ pub struct AppendInfo {
     pub batch_count: usize,
     /// Bytes appended.
     pub bytes: usize,
+    /// The batch repeated one of the producer's last five batches: nothing
+    /// was written and the offsets are those of the original (Kafka answers
+    /// such a retry with success and the original offsets).
+    pub duplicate: bool,
 }
 
 /// What a read returned.
@@ -106,6 +117,10 @@ pub struct Log {
     self_ref: Weak<Log>,
     deleted: AtomicBool,
     dir_needs_sync: AtomicBool,
+    /// Idempotent-producer and transaction state (changed under `append_lock`).
+    producers: Mutex<ProducerStateManager>,
+    /// Cached first unstable offset, -1 when every transaction is stable.
+    first_unstable: AtomicI64,
 }
 
 /// Everything a freshly opened log starts from.
@@ -159,6 +174,8 @@ impl Log {
             self_ref: weak.clone(),
             deleted: AtomicBool::new(false),
             dir_needs_sync: AtomicBool::new(false),
+            producers: Mutex::new(ProducerStateManager::default()),
+            first_unstable: AtomicI64::new(-1),
         })
     }
 
@@ -245,6 +262,9 @@ impl Log {
         let _g = self.append_lock.lock();
         let hw = hw.clamp(self.log_start_offset(), self.log_end_offset());
         self.high_watermark.store(hw, Ordering::Release);
+        let mut state = self.producers.lock();
+        state.on_high_watermark(hw);
+        self.refresh_unstable(&state);
         hw
     }
 
@@ -330,14 +350,67 @@ impl Log {
         StorageError::io(context, self.dir_state.path(), e)
     }
 
-    /// Leader append; see the crate docs for the contract. Patches base
-    /// offsets, leader epoch and (when given) LogAppendTime in place, then
-    /// writes the batches with one write per segment they land in.
+    /// Leader append of a client's Produce batches; see the crate docs for
+    /// the contract. Patches base offsets, leader epoch and (when given)
+    /// LogAppendTime in place, validates batches with a producer id against
+    /// the producer state (epoch, sequence, transaction state; refusals are
+    /// [`StorageError::Producer`] and write nothing), answers a retried
+    /// batch with its original offsets (`duplicate`), then writes the
+    /// batches with one write per segment they land in.
     pub fn append_as_leader(
         &self,
         records: &mut [u8],
         leader_epoch: i32,
         log_append_time: Option<i64>,
+    ) -> Result<AppendInfo> {
+        self.leader_append(records, leader_epoch, log_append_time, Origin::Client)
+    }
+
+    /// Leader append by a coordinator (the group coordinator's offset
+    /// commits, including TxnOffsetCommit batches carrying a producer id and
+    /// epoch without sequence numbers). Only the producer epoch is checked;
+    /// transactional batches open a transaction that a marker completes.
+    pub fn append_coordinator_batch(
+        &self,
+        records: &mut [u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        self.leader_append(records, leader_epoch, None, Origin::Coordinator)
+    }
+
+    /// WriteTxnMarkers: appends one end-transaction control batch for
+    /// `producer_id`, completing its open transaction here (an abort is
+    /// recorded in the aborted-transaction index). Refused with
+    /// [`ProducerStateError::InvalidProducerEpoch`] for an epoch older than
+    /// the producer's and [`ProducerStateError::CoordinatorFenced`] for a
+    /// coordinator epoch older than its last marker's. A marker for a
+    /// producer with no open transaction is written anyway, as in Kafka.
+    pub fn append_control_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        let batch = millrace_protocol::control::end_txn_marker_batch(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms(),
+        )
+        .map_err(|e| StorageError::Corrupt(format!("building a transaction marker: {e}")))?;
+        let mut bytes = batch.to_vec();
+        self.leader_append(&mut bytes, leader_epoch, None, Origin::Coordinator)
+    }
+
+    fn leader_append(
+        &self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        log_append_time: Option<i64>,
+        origin: Origin,
     ) -> Result<AppendInfo> {
         self.check_usable()?;
         let _g = self.append_lock.lock();
@@ -345,6 +418,8 @@ impl Log {
         let first_offset = self.log_end_offset();
         let mut next = first_offset;
         let mut pos = 0usize;
+        let mut facts = Vec::new();
+        let mut batches = 0usize;
         while pos < records.len() {
             let header = BatchHeader::parse(&records[pos..])
                 .map_err(|e| StorageError::Corrupt(format!("batch at byte {pos}: {e}")))?;
@@ -354,29 +429,97 @@ impl Log {
                     "batch at byte {pos} is truncated or has a negative offset delta"
                 )));
             }
+            if origin == Origin::Client && header.has_producer_id() {
+                if header.is_control() {
+                    return Err(StorageError::Corrupt(
+                        "clients may not write control batches".into(),
+                    ));
+                }
+                if header.base_sequence < 0 {
+                    return Err(StorageError::Corrupt(format!(
+                        "idempotent batch with invalid sequence number {}",
+                        header.base_sequence
+                    )));
+                }
+            }
             let batch = &mut records[pos..pos + size];
             set_base_offset(batch, next);
             set_partition_leader_epoch(batch, leader_epoch);
             if let Some(ts) = log_append_time {
                 set_log_append_time(batch, ts);
             }
+            let mut patched = header;
+            patched.base_offset = next;
+            if let Some(ts) = log_append_time {
+                patched.max_timestamp = ts;
+            }
+            facts.extend(BatchFacts::of(&patched, batch));
+            batches += 1;
             next += i64::from(header.last_offset_delta) + 1;
             pos += size;
         }
-        let result = self.append_locked(records, &config, Some(leader_epoch), log_append_time);
+        if !facts.is_empty() {
+            let state = self.producers.lock();
+            if origin == Origin::Client {
+                for fact in &facts {
+                    let Some(entry) = state.producers.get(&fact.producer_id) else {
+                        continue;
+                    };
+                    let Some(dup) = entry.find_duplicate(fact) else {
+                        continue;
+                    };
+                    if batches == 1 {
+                        tracing::debug!(log = %self.tp, producer_id = fact.producer_id, "duplicate batch");
+                        return Ok(AppendInfo {
+                            first_offset: dup.first_offset(),
+                            last_offset: dup.last_offset,
+                            max_timestamp: dup.timestamp,
+                            offset_of_max_timestamp: dup.last_offset,
+                            log_append_time: log_append_time.map(|_| dup.timestamp),
+                            log_start_offset: self.log_start_offset(),
+                            batch_count: 0,
+                            bytes: 0,
+                            duplicate: true,
+                        });
+                    }
+                    return Err(StorageError::Producer(
+                        ProducerStateError::OutOfOrderSequence {
+                            producer_id: fact.producer_id,
+                            expected: producer_state::increment_sequence(
+                                entry.batches.back().map_or(-1, |b| b.last_seq),
+                                1,
+                            ),
+                            received: fact.first_seq,
+                        },
+                    ));
+                }
+            }
+            state.validate(&facts, origin)?;
+        }
+        let result = self.append_locked(
+            records,
+            &config,
+            Some(leader_epoch),
+            log_append_time,
+            &facts,
+        );
         self.guard(result)
     }
 
     /// Follower (or replay) append: batches keep their offsets and epochs.
     /// The first batch must start at or after the log end offset (a leader's
     /// compacted log may skip offsets, as Kafka allows) and offsets must
-    /// increase; otherwise [`StorageError::InvalidOffset`].
+    /// increase; otherwise [`StorageError::InvalidOffset`]. Producer state
+    /// and the aborted-transaction index follow the batches without
+    /// refusing any (the leader validated them), so a follower that becomes
+    /// leader detects duplicates and knows the open transactions.
     pub fn append_as_follower(&self, records: &[u8]) -> Result<AppendInfo> {
         self.check_usable()?;
         let _g = self.append_lock.lock();
         let config = self.config();
         let mut expected = self.log_end_offset();
         let mut pos = 0usize;
+        let mut facts = Vec::new();
         while pos < records.len() {
             let header = BatchHeader::parse(&records[pos..])
                 .map_err(|e| StorageError::Corrupt(format!("batch at byte {pos}: {e}")))?;
@@ -392,9 +535,10 @@ impl Log {
                 )));
             }
             expected = header.next_offset();
+            facts.extend(BatchFacts::of(&header, &records[pos..pos + header.size()]));
             pos += header.size();
         }
-        let result = self.append_locked(records, &config, None, None);
+        let result = self.append_locked(records, &config, None, None, &facts);
         self.guard(result)
     }
 
@@ -427,6 +571,7 @@ impl Log {
         config: &LogConfig,
         leader_epoch: Option<i32>,
         log_append_time: Option<i64>,
+        facts: &[BatchFacts],
     ) -> Result<AppendInfo> {
         let log_start = self.log_start_offset();
         if records.is_empty() {
@@ -440,6 +585,7 @@ impl Log {
                 log_start_offset: log_start,
                 batch_count: 0,
                 bytes: 0,
+                duplicate: false,
             });
         }
         let now = now_ms();
@@ -469,6 +615,7 @@ impl Log {
             log_start_offset: log_start,
             batch_count: 0,
             bytes: records.len(),
+            duplicate: false,
         };
         let mut epoch_changed = false;
         // Copied only when an append changes the epoch history (rare), so
@@ -485,8 +632,13 @@ impl Log {
                         written += pending;
                     }
                     rolled.push((active.clone(), written));
-                    active =
-                        self.roll_with_written(header.base_offset, config, now, Some(written))?;
+                    active = self.roll_with_written(
+                        header.base_offset,
+                        config,
+                        now,
+                        Some(written),
+                        facts,
+                    )?;
                     written = 0;
                     run_start = pos;
                 }
@@ -544,7 +696,11 @@ impl Log {
         }
         active.set_size(written);
         let leo = info.last_offset + 1;
+        // Producer state first: a reader of the log end then never sees a
+        // transactional batch without the transaction it opened.
+        let committed = self.commit_producer_state(facts);
         self.log_end.store(leo, Ordering::Release);
+        committed?;
         if leo - self.recovery_point() >= config.flush_messages {
             self.flush_up_to(leo)?;
         }
@@ -598,12 +754,17 @@ impl Log {
         }
         let leo = self.log_end_offset();
         self.recovery_point.fetch_min(leo, Ordering::AcqRel);
+        // Snapshots taken at rolls of the failed append describe batches
+        // that are gone.
+        if let Err(e) = producer_state::delete_snapshots(&self.dir, |o| o > leo) {
+            tracing::warn!(log = %self.tp, "could not remove snapshots of a failed append: {e}");
+        }
     }
 
     /// Starts a new active segment at `base_offset`; the old one gets its
     /// final time index entry and an asynchronous fsync.
     fn roll_locked(&self, base_offset: i64, config: &LogConfig, now: i64) -> Result<Arc<Segment>> {
-        self.roll_with_written(base_offset, config, now, None)
+        self.roll_with_written(base_offset, config, now, None, &[])
     }
 
     /// [`Log::roll_locked`] for an append in progress: `written` is the
@@ -614,7 +775,9 @@ impl Log {
         config: &LogConfig,
         now: i64,
         written: Option<u64>,
+        pending: &[BatchFacts],
     ) -> Result<Arc<Segment>> {
+        self.snapshot_at(base_offset, pending)?;
         let segments = self.segments_snapshot();
         if let Some(active) = segments.last() {
             active
@@ -871,6 +1034,11 @@ impl Log {
                 }
                 drop(cache);
                 self.delete_log_start_breached_locked()?;
+                let first_base = self
+                    .segments_snapshot()
+                    .first()
+                    .map_or(offset, |s| s.base_offset());
+                self.after_log_start_moved(first_base)?;
             }
             Ok(self.log_start_offset())
         })();
@@ -969,6 +1137,7 @@ impl Log {
                 cache.flush()?;
             }
         }
+        self.after_log_start_moved(new_start)?;
         tracing::info!(log = %self.tp, segments = gone.len(), log_start, "deleting segments ({reason})");
         self.schedule_deletion(&gone, &config)?;
         Ok(gone.len())
@@ -1042,7 +1211,17 @@ impl Log {
             if data_end < offset {
                 self.roll_locked(offset, &config, now_ms())?;
             }
-            self.after_truncation(offset)
+            self.after_truncation(offset)?;
+            for seg in self.segments_snapshot().iter() {
+                seg.txn_truncate_to(offset).map_err(|e| {
+                    self.io_err(format!("truncating the txn index of {}", seg.path()), e)
+                })?;
+            }
+            // Also the one a roll just took at `offset`: it holds the state
+            // of batches that are gone.
+            producer_state::delete_snapshots(&self.dir, |o| o >= offset)
+                .map_err(|e| self.io_err("removing producer snapshots", e))?;
+            self.load_producer_state_locked(None, false)
         })();
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.guard(result)
@@ -1099,6 +1278,14 @@ impl Log {
             if cache.clear() {
                 cache.flush()?;
             }
+            drop(cache);
+            {
+                let mut state = self.producers.lock();
+                *state = ProducerStateManager::default();
+                self.refresh_unstable(&state);
+            }
+            producer_state::delete_snapshots(&self.dir, |_| true)
+                .map_err(|e| self.io_err("removing producer snapshots", e))?;
             tracing::info!(log = %self.tp, offset, "truncated fully");
             Ok(())
         })();
@@ -1119,6 +1306,7 @@ impl Log {
                     .finish_active(active.size())
                     .map_err(|e| self.io_err(format!("closing {}", active.path()), e))?;
             }
+            self.snapshot_at(self.log_end_offset(), &[])?;
             self.dir_needs_sync.store(true, Ordering::Release);
             self.flush_up_to(self.log_end_offset())?;
             for seg in self.segments_snapshot().iter() {
@@ -1128,5 +1316,285 @@ impl Log {
             Ok(())
         })();
         self.guard(result)
+    }
+}
+
+/// Producer state, transactions and the last stable offset.
+impl Log {
+    fn refresh_unstable(&self, state: &ProducerStateManager) {
+        self.first_unstable.store(
+            state.first_unstable_offset().unwrap_or(-1),
+            Ordering::Release,
+        );
+    }
+
+    /// First offset of the oldest transaction that is still open, or
+    /// completed with its marker not yet below the high watermark (Kafka's
+    /// `firstUnstableOffset`); `None` when every transaction is stable.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let v = self.first_unstable.load(Ordering::Acquire);
+        (v >= 0).then_some(v)
+    }
+
+    /// `min(high watermark, first unstable offset)`: read_committed
+    /// fetches stop here.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.first_unstable_offset().map_or(hw, |f| f.min(hw))
+    }
+
+    /// Kafka's `collectAbortedTransactions`: every aborted transaction
+    /// with `last_offset >= start_offset` and `first_offset <
+    /// upper_bound_offset`, searching from the segment holding
+    /// `start_offset` onward, for a read_committed fetch response.
+    pub fn aborted_transactions(
+        &self,
+        start_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Vec<AbortedTxn> {
+        let segments = self.segments_snapshot();
+        let first = segments
+            .partition_point(|s| s.base_offset() <= start_offset)
+            .saturating_sub(1);
+        let mut found = Vec::new();
+        for seg in segments.iter().skip(first) {
+            if seg.txn_collect(start_offset, upper_bound_offset, &mut found) {
+                break;
+            }
+        }
+        found
+            .into_iter()
+            .map(|e| AbortedTxn {
+                producer_id: e.producer_id,
+                first_offset: e.first_offset,
+            })
+            .collect()
+    }
+
+    /// Every aborted transaction in the log, oldest marker first (cleaner).
+    pub(crate) fn all_aborted_entries(&self) -> Vec<AbortedTxnEntry> {
+        self.segments_snapshot()
+            .iter()
+            .flat_map(|s| s.txn_entries())
+            .collect()
+    }
+
+    /// The state of every producer this partition knows (DescribeProducers),
+    /// by producer id.
+    pub fn producer_states(&self) -> Vec<ProducerStateEntry> {
+        self.producers.lock().entries()
+    }
+
+    /// Removes producers whose last append is `expiration_ms` or more
+    /// before `now_ms` and that have no open transaction
+    /// (`producer.id.expiration.ms`). Returns how many were removed.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let _g = self.append_lock.lock();
+        let mut state = self.producers.lock();
+        let n = state.expire(now_ms, expiration_ms);
+        if n > 0 {
+            tracing::debug!(log = %self.tp, expired = n, "expired producer ids");
+        }
+        n
+    }
+
+    /// Writes the producer state after the batches below `offset`:
+    /// the applied state plus those of `pending` (an append in progress)
+    /// that end below `offset`.
+    fn snapshot_at(&self, offset: i64, pending: &[BatchFacts]) -> Result<()> {
+        let before: Vec<BatchFacts> = pending
+            .iter()
+            .filter(|f| f.last_offset < offset)
+            .copied()
+            .collect();
+        let written = if before.is_empty() {
+            let state = self.producers.lock();
+            producer_state::write_snapshot(&self.dir, offset, &state)
+        } else {
+            let mut state = self.producers.lock().clone();
+            state.apply(&before, self.high_watermark());
+            producer_state::write_snapshot(&self.dir, offset, &state)
+        };
+        written.map_err(|e| self.io_err(format!("writing the producer snapshot at {offset}"), e))
+    }
+
+    /// Applies written batches to the producer state and records aborts in
+    /// the transaction index of the segment holding each marker.
+    fn commit_producer_state(&self, facts: &[BatchFacts]) -> Result<()> {
+        if facts.is_empty() {
+            return Ok(());
+        }
+        let completed = {
+            let mut state = self.producers.lock();
+            let completed = state.apply(facts, self.high_watermark());
+            self.refresh_unstable(&state);
+            completed
+        };
+        let segments = self.segments_snapshot();
+        for (txn, lso) in completed {
+            if !txn.aborted {
+                continue;
+            }
+            let at = segments
+                .partition_point(|s| s.base_offset() <= txn.last_offset)
+                .saturating_sub(1);
+            let Some(seg) = segments.get(at) else {
+                continue;
+            };
+            seg.txn_append(AbortedTxnEntry {
+                producer_id: txn.producer_id,
+                first_offset: txn.first_offset,
+                last_offset: txn.last_offset,
+                last_stable_offset: lso,
+            })
+            .map_err(|e| self.io_err(format!("writing the txn index of {}", seg.path()), e))?;
+        }
+        Ok(())
+    }
+
+    /// After the log start moved and segments below `first_base` went:
+    /// their snapshots go too, and transactions wholly below the log start
+    /// stop counting as unstable.
+    fn after_log_start_moved(&self, first_base: i64) -> Result<()> {
+        producer_state::delete_snapshots(&self.dir, |o| o < first_base)
+            .map_err(|e| self.io_err("removing producer snapshots", e))?;
+        let mut state = self.producers.lock();
+        state.on_log_start(self.log_start_offset());
+        self.refresh_unstable(&state);
+        Ok(())
+    }
+
+    /// Rebuilds the producer state: loads the newest readable snapshot at or
+    /// below the log end (and at or below `rebuild_index_from`), then
+    /// replays the batches after it. With `rebuild_index_from`, the
+    /// transaction indexes of the replayed range are rebuilt as well (after
+    /// crash recovery or a corrupt `.txnindex`). Takes the append lock.
+    ///
+    /// After a clean shutdown of a log that has no snapshot at all (written
+    /// before producer state existed), only the last two segments are
+    /// replayed, as Kafka does, so such a start stays cheap.
+    pub(crate) fn load_producer_state(
+        &self,
+        rebuild_index_from: Option<i64>,
+        clean_shutdown: bool,
+    ) -> Result<()> {
+        let _g = self.append_lock.lock();
+        let result = self.load_producer_state_locked(rebuild_index_from, clean_shutdown);
+        self.guard(result)
+    }
+
+    fn load_producer_state_locked(
+        &self,
+        rebuild_index_from: Option<i64>,
+        clean_shutdown: bool,
+    ) -> Result<()> {
+        let io = |what: &str, e: std::io::Error| self.io_err(format!("{what} of {}", self.tp), e);
+        let leo = self.log_end_offset();
+        let segments = self.segments_snapshot();
+        let first_base = segments.first().map_or(leo, |s| s.base_offset());
+        let corrupt_from = segments
+            .iter()
+            .filter(|s| s.txn_corrupt())
+            .map(|s| s.base_offset())
+            .min();
+        let rebuild_from = match (rebuild_index_from, corrupt_from) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let limit = rebuild_from.map_or(leo, |r| r.min(leo));
+        let snapshots =
+            producer_state::list_snapshots(&self.dir).map_err(|e| io("listing snapshots", e))?;
+        let bases: std::collections::HashSet<i64> =
+            segments.iter().map(|s| s.base_offset()).collect();
+        let newest_kept = snapshots.range(..=leo).next_back().map(|(o, _)| *o);
+        // Kafka keeps one snapshot per segment plus the newest; anything
+        // past the log end describes batches that are gone.
+        for (offset, path) in &snapshots {
+            let stray = *offset > leo
+                || *offset < first_base
+                || (!bases.contains(offset) && Some(*offset) != newest_kept);
+            if stray {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let mut state = None;
+        let mut start = first_base;
+        for (offset, path) in snapshots.range(first_base..=limit).rev() {
+            if !path.exists() {
+                continue;
+            }
+            let bytes = std::fs::read(path).map_err(|e| io("reading a snapshot", e))?;
+            match producer_state::decode_snapshot(&bytes) {
+                Ok(s) => {
+                    state = Some(s);
+                    start = *offset;
+                    break;
+                }
+                Err(why) => {
+                    tracing::warn!(log = %self.tp, snapshot = %path.display(), "ignoring a corrupt producer snapshot: {why}");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        if state.is_none() && snapshots.is_empty() && clean_shutdown && rebuild_from.is_none() {
+            start = segments
+                .len()
+                .checked_sub(2)
+                .and_then(|i| segments.get(i))
+                .map_or(first_base, |s| s.base_offset());
+        }
+        let mut state = state.unwrap_or_default();
+        let rebuild_index = rebuild_from.is_some();
+        let hw = self.high_watermark();
+        for (i, seg) in segments.iter().enumerate() {
+            let next = segments.get(i + 1).map_or(i64::MAX, |n| n.base_offset());
+            if next <= start {
+                continue;
+            }
+            if rebuild_index {
+                seg.txn_truncate_to(start)
+                    .map_err(|e| io("truncating a txn index", e))?;
+            }
+            let size = seg.size();
+            let from = if seg.base_offset() < start {
+                seg.find_batch(start, size)
+                    .map_err(|e| io("finding the replay start", e))?
+                    .map_or(size, |(pos, _)| pos)
+            } else {
+                0
+            };
+            let mut reader = BatchReader::new(seg.file(), from, size);
+            while let Next::Batch(_, header, bytes) = reader
+                .next_batch()
+                .map_err(|e| io("replaying producer state", e))?
+            {
+                if header.last_offset() < start {
+                    continue;
+                }
+                if header.base_offset >= leo {
+                    break;
+                }
+                let Some(fact) = BatchFacts::of(&header, bytes) else {
+                    continue;
+                };
+                for (txn, lso) in state.apply(&[fact], hw) {
+                    if txn.aborted && rebuild_index {
+                        seg.txn_append(AbortedTxnEntry {
+                            producer_id: txn.producer_id,
+                            first_offset: txn.first_offset,
+                            last_offset: txn.last_offset,
+                            last_stable_offset: lso,
+                        })
+                        .map_err(|e| io("rebuilding a txn index", e))?;
+                    }
+                }
+            }
+        }
+        state.on_log_start(self.log_start_offset());
+        tracing::debug!(log = %self.tp, snapshot = start, producers = state.producers.len(), "loaded producer state");
+        let mut current = self.producers.lock();
+        *current = state;
+        self.refresh_unstable(&current);
+        Ok(())
     }
 }

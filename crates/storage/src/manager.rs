@@ -13,6 +13,7 @@
 //! # Background threads
 //!
 //! `log-scheduler` (delayed deletes, flushes after rolls), `log-retention`,
+//! `producer-expiration` (`producer.id.expiration.ms`),
 //! `log-flusher` (only if `flush_scheduler_interval_ms` is finite),
 //! `log-checkpoint` and `log-cleaner-N`. They hold only a weak reference to
 //! the manager and stop on [`LogManager::shutdown`].
@@ -21,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -107,7 +108,12 @@ pub struct LogManager {
     stopper: Arc<Stopper>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// `producer.id.expiration.ms`.
+    producer_id_expiration_ms: AtomicI64,
 }
+
+/// Kafka's `producer.id.expiration.check.interval.ms` default (10 minutes).
+pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS: u64 = 600_000;
 
 /// Checkpoints read from one log dir.
 #[derive(Default)]
@@ -217,6 +223,9 @@ impl LogManager {
             stopper: Arc::new(Stopper::default()),
             threads: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            producer_id_expiration_ms: AtomicI64::new(
+                crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            ),
         }))
     }
 
@@ -519,6 +528,31 @@ impl LogManager {
         deleted
     }
 
+    /// Sets `producer.id.expiration.ms` (Kafka's default, one day, until
+    /// set): how long a producer without an open transaction keeps its
+    /// idempotence state after its last append. A setter rather than a
+    /// `LogManagerOptions` field so existing option literals keep compiling.
+    pub fn set_producer_id_expiration_ms(&self, ms: i64) {
+        self.producer_id_expiration_ms.store(ms, Ordering::Release);
+    }
+
+    /// The current `producer.id.expiration.ms`.
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.producer_id_expiration_ms.load(Ordering::Acquire)
+    }
+
+    /// Removes expired producer ids from every log (Kafka's periodic
+    /// producer expiration check; the `producer-expiration` thread runs it
+    /// every ten minutes). Returns how many producers were removed.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let ms = self.producer_id_expiration_ms();
+        self.logs()
+            .iter()
+            .filter(|l| !l.dir_state().is_offline() && !l.is_deleted())
+            .map(|l| l.expire_producers(now_ms, ms))
+            .sum()
+    }
+
     /// One cleaner pass: compacts every log that needs it. Returns the
     /// number of logs compacted.
     pub fn run_cleaner_once(&self, now_ms: i64) -> usize {
@@ -621,6 +655,13 @@ impl LogManager {
                 m.flush_due(now_ms())
             });
         }
+        self.spawn(
+            "producer-expiration".into(),
+            PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS,
+            |m| {
+                m.expire_producers(now_ms());
+            },
+        );
         self.spawn("log-checkpoint".into(), o.checkpoint_interval_ms, |m| {
             if let Err(e) = m.checkpoint() {
                 tracing::warn!("checkpoint failed: {e}");

@@ -23,7 +23,15 @@
 //! `.cleaned` and `.deleted` files are removed. A `.log.swap` file means
 //! compaction committed: the old segments it replaces (those whose base
 //! offset falls in its offset range) are removed and it is renamed live and
-//! recovered. Compaction renames `.cleaned` to `.swap` only once the file is
+//! recovered (its `.txnindex.swap` goes live with it; other index swaps are
+//! dropped and rebuilt).
+//!
+//! # Producer state
+//!
+//! Once the log end is known (after any cut), the producer state is loaded
+//! from the newest valid `.snapshot` at or below it and the batches after
+//! it are replayed; after a crash the replay starts no later than the first
+//! re-validated segment and rebuilds those segments' `.txnindex`. Compaction renames `.cleaned` to `.swap` only once the file is
 //! complete and fsynced, so either the old or the new segment set survives.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,6 +107,7 @@ fn tidy_dir(dir: &Path) -> io::Result<(BTreeMap<i64, SegmentPath>, BTreeSet<i64>
     let mut logs = BTreeMap::new();
     let mut swaps = Vec::new();
     let mut indexes = Vec::new();
+    let mut txn_swaps: Vec<SegmentPath> = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path
@@ -115,6 +124,9 @@ fn tidy_dir(dir: &Path) -> io::Result<(BTreeMap<i64, SegmentPath>, BTreeSet<i64>
         match (seg.transition(), seg.kind()) {
             (Transition::Deleted | Transition::Cleaned, _) => fs::remove_file(&path)?,
             (Transition::Swap, SegmentFileKind::Log) => swaps.push(seg),
+            // Aborted transactions cannot be rebuilt from compacted data:
+            // a committed swap keeps its transaction index.
+            (Transition::Swap, SegmentFileKind::TxnIndex) => txn_swaps.push(seg),
             (Transition::Swap, _) => fs::remove_file(&path)?,
             (Transition::Live, SegmentFileKind::Log) => {
                 logs.insert(seg.base_offset(), seg);
@@ -138,9 +150,17 @@ fn tidy_dir(dir: &Path) -> io::Result<(BTreeMap<i64, SegmentPath>, BTreeSet<i64>
         let live = swap.to_live().map_err(io::Error::other)?;
         remove_segment_files(&live)?;
         fs::rename(swap.path(), live.path())?;
+        if let Some(k) = txn_swaps.iter().position(|t| t.base_offset() == base) {
+            let txn = txn_swaps.swap_remove(k);
+            let to = txn.to_live().map_err(io::Error::other)?;
+            fs::rename(txn.path(), to.path())?;
+        }
         tracing::info!(segment = %live, "completed an interrupted compaction swap");
         recover.insert(base);
         logs.insert(base, live);
+    }
+    for orphan in txn_swaps {
+        fs::remove_file(orphan.path())?;
     }
     for index in indexes {
         if !logs.contains_key(&index.base_offset()) {
@@ -250,6 +270,9 @@ impl Log {
                 .partition_point(|s| s.base_offset() <= rp)
                 .saturating_sub(1)
         };
+        // Crash recovery re-validates from here: the transaction indexes of
+        // these segments are rebuilt by replaying them.
+        let rebuild_txn_from = segments.get(recover_from).map(|s| s.base_offset());
         let mut log_end = None;
         let mut cut_after = None;
         let mut min_offset = 0i64;
@@ -361,7 +384,7 @@ impl Log {
                 epochs.flush()?;
             }
             let hw = high_watermark.unwrap_or(0).clamp(log_start, log_end);
-            Log::from_state(LogState {
+            let log = Log::from_state(LogState {
                 tp: tp.clone(),
                 topic_id,
                 dir,
@@ -375,7 +398,10 @@ impl Log {
                 epochs,
                 first_dirty_offset: cleaner_offset.unwrap_or(-1),
                 background,
-            })
+            });
+            // After recovery cut the log: the state describes what is left.
+            log.load_producer_state(rebuild_txn_from, clean_shutdown)?;
+            log
         };
         tracing::info!(
             log = %tp,

@@ -34,6 +34,7 @@ use crate::file_names::SegmentPath;
 use crate::index::IndexFile;
 use crate::offset_index::{self, OffsetEntry};
 use crate::time_index::{self, TimeEntry};
+use crate::txn_index::{AbortedTxnEntry, TxnIndex};
 
 /// Sentinel: the rolling-based timestamp has not been read yet.
 const UNKNOWN: i64 = i64::MIN;
@@ -84,6 +85,10 @@ pub(crate) struct Segment {
     roll_jitter_ms: i64,
     index_interval_bytes: u64,
     retired: AtomicBool,
+    /// The `.txnindex` entries of aborts whose marker is in this segment.
+    txn: Mutex<TxnIndex>,
+    /// The `.txnindex` file was corrupt at open; the log rebuilds it.
+    txn_corrupt: AtomicBool,
 }
 
 /// Outcome of validating a segment's bytes during recovery.
@@ -352,6 +357,11 @@ impl Segment {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let index_path = path.to_index().map_err(io::Error::other)?.path();
         let time_path = path.to_time_index().map_err(io::Error::other)?.path();
+        let txn_path = path.to_txn_index().map_err(io::Error::other)?.path();
+        match fs::remove_file(&txn_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -396,6 +406,8 @@ impl Segment {
             roll_jitter_ms,
             index_interval_bytes: config.index_interval_bytes,
             retired: AtomicBool::new(false),
+            txn: Mutex::new(TxnIndex::empty(txn_path)),
+            txn_corrupt: AtomicBool::new(false),
             path,
         })
     }
@@ -415,6 +427,14 @@ impl Segment {
         let size = file.metadata()?.len();
         let index_path = path.to_index().map_err(io::Error::other)?.path();
         let time_path = path.to_time_index().map_err(io::Error::other)?.path();
+        let txn_path = path.to_txn_index().map_err(io::Error::other)?.path();
+        let (txn, txn_corrupt) = match TxnIndex::load(txn_path.clone())? {
+            Ok(t) => (t, false),
+            Err(why) => {
+                tracing::warn!(segment = %path, "transaction index is corrupt, rebuilding it: {why}");
+                (TxnIndex::empty(txn_path), true)
+            }
+        };
         Ok(Segment {
             base_offset: path.base_offset(),
             file,
@@ -431,8 +451,54 @@ impl Segment {
             roll_jitter_ms,
             index_interval_bytes: config.index_interval_bytes,
             retired: AtomicBool::new(false),
+            txn: Mutex::new(txn),
+            txn_corrupt: AtomicBool::new(txn_corrupt),
             path,
         })
+    }
+
+    /// Installs the transaction index entries compaction just wrote to
+    /// this segment's `.txnindex`.
+    pub(crate) fn set_txn_entries(&self, entries: Vec<AbortedTxnEntry>) -> io::Result<()> {
+        let txn_path = self.path.to_txn_index().map_err(io::Error::other)?.path();
+        *self.txn.lock() = TxnIndex::with_entries(txn_path, entries);
+        self.txn_corrupt.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Records an aborted transaction whose marker is in this segment.
+    pub(crate) fn txn_append(&self, entry: AbortedTxnEntry) -> io::Result<()> {
+        self.txn.lock().append(entry)
+    }
+
+    /// Drops aborted-transaction entries whose marker is at or after `offset`.
+    pub(crate) fn txn_truncate_to(&self, offset: i64) -> io::Result<()> {
+        let mut txn = self.txn.lock();
+        if self.txn_corrupt.swap(false, Ordering::AcqRel) {
+            txn.reset()?;
+        }
+        txn.truncate_to(offset)
+    }
+
+    /// Adds this segment's aborted transactions matching
+    /// `[start, upper)`; `true` when later segments need not be searched.
+    pub(crate) fn txn_collect(
+        &self,
+        start: i64,
+        upper: i64,
+        out: &mut Vec<AbortedTxnEntry>,
+    ) -> bool {
+        self.txn.lock().collect(start, upper, out)
+    }
+
+    /// Every aborted transaction recorded in this segment.
+    pub(crate) fn txn_entries(&self) -> Vec<AbortedTxnEntry> {
+        self.txn.lock().entries().to_vec()
+    }
+
+    /// Whether the `.txnindex` file was unreadable at open.
+    pub(crate) fn txn_corrupt(&self) -> bool {
+        self.txn_corrupt.load(Ordering::Acquire)
     }
 
     /// The segment's first offset.
@@ -1078,6 +1144,7 @@ impl Segment {
     /// fsyncs the data and writes (and fsyncs) the index entries.
     pub(crate) fn flush(&self) -> io::Result<()> {
         self.file.sync_data()?;
+        self.txn.lock().flush()?;
         let mut idx = self.indexes.lock();
         idx.offset.persist(true)?;
         idx.time.persist(true)
@@ -1099,6 +1166,7 @@ impl Segment {
             idx.offset.retire();
             idx.time.retire();
         }
+        self.txn.lock().retire();
         let mut out = Vec::new();
         for p in [
             Ok(self.path.clone()),

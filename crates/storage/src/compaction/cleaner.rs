@@ -10,16 +10,22 @@
 //!   rewrites its batch with `delete horizon = now + delete.retention.ms`;
 //!   a pass after that horizon drops it.
 //! - Records with a null key are kept.
-//! - Control batches and transactional batches are copied as-is and their
-//!   keys are not entered in the map: without the transaction index the
-//!   cleaner cannot tell committed from aborted data. **Hook:** once the
-//!   transaction coordinator lands, `keep_as_is` and `map_batch` are where
-//!   aborted data is dropped and committed keys are mapped.
+//! - Transactions (Kafka's `CleanedTransactionMetadata`): the cleanable
+//!   range ends at the first unstable offset, so every transaction in it is
+//!   decided. A transactional batch of producer `P` inside an aborted
+//!   transaction of `P` (per the transaction indexes: first offset <=
+//!   batch offset <= abort marker) is dropped, and its keys never enter the
+//!   map, so aborted data cannot shadow committed data. Committed
+//!   transactional batches are compacted like plain ones.
+//! - Control batches (markers) are copied as-is and never mapped. Kafka
+//!   eventually removes a marker whose transaction is gone; keeping them is
+//!   harmless and keeps the transaction indexes exact.
 //! - A rewritten batch keeps its base offset, last offset (so producer
-//!   sequence numbers stay valid), producer fields, leader epoch, codec and
-//!   timestamp type (`BatchBuilder::like`). A batch left with no records is
-//!   dropped; there is no producer-state snapshot yet whose last batch would
-//!   need an empty placeholder.
+//!   sequence numbers stay valid), producer fields, transactional flag,
+//!   leader epoch, codec and timestamp type (`BatchBuilder::like`). A batch
+//!   left with no records is dropped: producer state is rebuilt from the
+//!   snapshot taken when its segment was rolled, which predates cleaning.
+//! - The cleaned segment's `.txnindex` is the union of its old segments'.
 //!
 //! # The swap
 //!
@@ -70,7 +76,40 @@ fn crashed() -> StorageError {
 }
 
 fn keep_as_is(header: &BatchHeader) -> bool {
-    header.is_control() || header.is_transactional()
+    header.is_control()
+}
+
+/// The aborted transactions of a log, by producer: `(first offset, marker
+/// offset)` sorted by first offset.
+#[derive(Debug, Default)]
+pub(crate) struct Aborted(std::collections::HashMap<i64, Vec<(i64, i64)>>);
+
+impl Aborted {
+    pub(crate) fn of(log: &Log) -> Aborted {
+        let mut map: std::collections::HashMap<i64, Vec<(i64, i64)>> = Default::default();
+        for e in log.all_aborted_entries() {
+            map.entry(e.producer_id)
+                .or_default()
+                .push((e.first_offset, e.last_offset));
+        }
+        for v in map.values_mut() {
+            v.sort_unstable();
+        }
+        Aborted(map)
+    }
+
+    /// Whether this data batch belongs to an aborted transaction.
+    pub(crate) fn contains(&self, header: &BatchHeader) -> bool {
+        if !header.is_transactional() || header.is_control() {
+            return false;
+        }
+        let Some(txns) = self.0.get(&header.producer_id) else {
+            return false;
+        };
+        let offset = header.base_offset;
+        let i = txns.partition_point(|(first, _)| *first <= offset);
+        i > 0 && txns[i - 1].1 >= offset
+    }
 }
 
 fn bad_data(e: impl std::fmt::Display) -> io::Error {
@@ -78,8 +117,13 @@ fn bad_data(e: impl std::fmt::Display) -> io::Error {
 }
 
 /// Enters the keys of one batch into the map.
-fn map_batch(map: &mut OffsetMap, header: &BatchHeader, bytes: &[u8]) -> io::Result<()> {
-    if keep_as_is(header) {
+fn map_batch(
+    map: &mut OffsetMap,
+    aborted: &Aborted,
+    header: &BatchHeader,
+    bytes: &[u8],
+) -> io::Result<()> {
+    if keep_as_is(header) || aborted.contains(header) {
         return Ok(());
     }
     let batch = Batch {
@@ -105,6 +149,7 @@ enum Filtered {
 
 struct Filter<'a> {
     map: &'a OffsetMap,
+    aborted: &'a Aborted,
     map_end: i64,
     now: i64,
     delete_retention_ms: i64,
@@ -116,6 +161,10 @@ impl Filter<'_> {
     fn batch(&mut self, header: &BatchHeader, bytes: &[u8]) -> io::Result<Filtered> {
         if keep_as_is(header) {
             return Ok(Filtered::Original);
+        }
+        if self.aborted.contains(header) {
+            self.removed += header.records_count.max(0) as u64;
+            return Ok(Filtered::Dropped);
         }
         let batch = Batch {
             header: *header,
@@ -255,6 +304,7 @@ fn clean_locked(
     let segments = log.segments_snapshot();
     let non_active = &segments[..segments.len().saturating_sub(1)];
     // 1. The offset map over [first dirty, first uncleanable).
+    let aborted = Aborted::of(log);
     let mut map = OffsetMap::new(dedupe_buffer_bytes);
     let mut map_end = range.first_dirty;
     'segments: for (i, seg) in non_active.iter().enumerate() {
@@ -279,7 +329,7 @@ fn clean_locked(
                     if records > map.remaining() && map.len() > 0 {
                         break 'segments;
                     }
-                    map_batch(&mut map, &header, bytes)
+                    map_batch(&mut map, &aborted, &header, bytes)
                         .map_err(|e| io(format!("mapping {}", seg.path()), e))?;
                     map_end = header.next_offset();
                 }
@@ -325,6 +375,7 @@ fn clean_locked(
     };
     let mut filter = Filter {
         map: &map,
+        aborted: &aborted,
         map_end,
         now,
         delete_retention_ms: config.delete_retention_ms,
@@ -370,6 +421,9 @@ fn clean_group(
     let cleaned = live.to_cleaned()?;
     let cleaned_index = cleaned.to_index()?;
     let cleaned_time = cleaned.to_time_index()?;
+    let cleaned_txn = cleaned.to_txn_index()?;
+    let txn_entries: Vec<crate::txn_index::AbortedTxnEntry> =
+        group.iter().flat_map(|s| s.txn_entries()).collect();
     let out = OpenOptions::new()
         .read(true)
         .write(true)
@@ -423,10 +477,14 @@ fn clean_group(
             .map_err(|e| io(format!("syncing {cleaned}"), e))?;
         stats.bytes_written += position;
         let (offsets, times, max_ts, max_off) = index.finish();
-        for (path, bytes) in [
+        let mut files = vec![
             (&cleaned_index, encode_entries(&offsets)),
             (&cleaned_time, encode_entries(&times)),
-        ] {
+        ];
+        if !txn_entries.is_empty() {
+            files.push((&cleaned_txn, crate::txn_index::encode_all(&txn_entries)));
+        }
+        for (path, bytes) in files {
             let write = || -> io::Result<()> {
                 let f = OpenOptions::new()
                     .write(true)
@@ -443,7 +501,7 @@ fn clean_group(
     let (offsets, times, max_ts, max_off) = match result {
         Ok(v) => v,
         Err(e) => {
-            for p in [&cleaned, &cleaned_index, &cleaned_time] {
+            for p in [&cleaned, &cleaned_index, &cleaned_time, &cleaned_txn] {
                 let _ = fs::remove_file(p.path());
             }
             return Err(e);
@@ -457,7 +515,7 @@ fn clean_group(
     let current = log.segments_snapshot();
     let Some(at) = current.iter().position(|s| Arc::ptr_eq(s, first)) else {
         tracing::info!(log = %log.topic_partition(), "segments changed during cleaning; discarding the result");
-        for p in [&cleaned, &cleaned_index, &cleaned_time] {
+        for p in [&cleaned, &cleaned_index, &cleaned_time, &cleaned_txn] {
             let _ = fs::remove_file(p.path());
         }
         return Ok(false);
@@ -471,17 +529,20 @@ fn clean_group(
         && at + group.len() < current.len()
         && log.generation() == generation;
     if !still_there {
-        for p in [&cleaned, &cleaned_index, &cleaned_time] {
+        for p in [&cleaned, &cleaned_index, &cleaned_time, &cleaned_txn] {
             let _ = fs::remove_file(p.path());
         }
         return Ok(false);
     }
     let swap = cleaned.to_swap()?;
-    let renames = [
+    let mut renames = vec![
         (&cleaned_index, cleaned_index.to_swap()?),
         (&cleaned_time, cleaned_time.to_swap()?),
-        (&cleaned, swap.clone()),
     ];
+    if !txn_entries.is_empty() {
+        renames.push((&cleaned_txn, cleaned_txn.to_swap()?));
+    }
+    renames.push((&cleaned, swap.clone()));
     for (from, to) in &renames {
         fs::rename(from.path(), to.path()).map_err(|e| io(format!("renaming {from}"), e))?;
     }
@@ -514,6 +575,9 @@ fn clean_group(
         max_off,
     )
     .map_err(|e| io(format!("opening {live}"), e))?;
+    segment
+        .set_txn_entries(txn_entries)
+        .map_err(|e| io(format!("opening {live}"), e))?;
     let mut list: Vec<Arc<Segment>> = Vec::with_capacity(current.len());
     list.extend_from_slice(&current[..at]);
     list.push(Arc::new(segment));

@@ -3,7 +3,8 @@
 //! A log is split at its *first dirty offset* (the cleaner checkpoint):
 //! below it the log was already compacted, above it records are new. The
 //! *first uncleanable offset* is the smallest of the active segment's base,
-//! the high watermark, and the first segment younger than
+//! the last stable offset (high watermark, or the first offset of an open
+//! transaction if lower), and the first segment younger than
 //! `min.compaction.lag.ms`. A log is cleaned when its dirty ratio (dirty
 //! bytes / cleanable bytes) exceeds `min.cleanable.dirty.ratio`, when a
 //! dirty segment is older than `max.compaction.lag.ms`, or when tombstones
@@ -93,7 +94,8 @@ pub(crate) fn cleanable(log: &Log, now_ms: i64) -> Option<Cleanable> {
     } else {
         checkpoint
     };
-    let mut first_uncleanable = active.base_offset().min(log.high_watermark());
+    // Never past an undecided transaction (Kafka's firstUnstableOffset).
+    let mut first_uncleanable = active.base_offset().min(log.last_stable_offset());
     let non_active = &segments[..segments.len() - 1];
     if config.min_compaction_lag_ms > 0 {
         for (_, seg) in segment_range(non_active, first_dirty, i64::MAX) {
