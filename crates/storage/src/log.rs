@@ -1430,6 +1430,9 @@ impl Log {
             self.refresh_unstable(&state);
             completed
         };
+        if completed.iter().all(|(txn, _)| !txn.aborted) {
+            return Ok(());
+        }
         let segments = self.segments_snapshot();
         for (txn, lso) in completed {
             if !txn.aborted {

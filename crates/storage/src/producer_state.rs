@@ -256,19 +256,18 @@ impl Entry {
         Ok(())
     }
 
-    /// Applies one batch of this producer; see the module docs for what
-    /// each origin checks. Returns the transaction a marker completed.
-    pub(crate) fn apply(
-        &mut self,
+    /// Checks one batch of this producer against this state without
+    /// changing it; see the module docs for what each origin checks.
+    pub(crate) fn check(
+        &self,
         fact: &BatchFacts,
         origin: Origin,
-    ) -> Result<Applied, ProducerStateError> {
+    ) -> Result<(), ProducerStateError> {
         let pid = fact.producer_id;
         self.check_epoch(pid, fact.epoch, origin)?;
         match fact.control {
             Some(Control::Marker {
-                commit,
-                coordinator_epoch,
+                coordinator_epoch, ..
             }) => {
                 if self.coordinator_epoch > coordinator_epoch && origin != Origin::Replication {
                     return Err(ProducerStateError::CoordinatorFenced {
@@ -277,19 +276,8 @@ impl Entry {
                         received: coordinator_epoch,
                     });
                 }
-                let completed = self.txn_first_offset.map(|first| CompletedTxn {
-                    producer_id: pid,
-                    first_offset: first,
-                    last_offset: fact.first_offset,
-                    aborted: !commit,
-                });
-                self.set_epoch(fact.epoch);
-                self.txn_first_offset = None;
-                self.coordinator_epoch = coordinator_epoch;
-                self.last_timestamp = fact.max_timestamp;
-                Ok(Applied::Completed(completed))
             }
-            Some(Control::Other) => Ok(Applied::Completed(None)),
+            Some(Control::Other) => {}
             None => {
                 if origin == Origin::Client {
                     self.check_sequence(pid, fact.epoch, fact.first_seq)?;
@@ -310,7 +298,42 @@ impl Entry {
                         "replicated a non-transactional batch while a transaction is open"
                     );
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one batch of this producer after [`Entry::check`]. Returns
+    /// the transaction it opened or the one a marker completed.
+    pub(crate) fn apply(
+        &mut self,
+        fact: &BatchFacts,
+        origin: Origin,
+    ) -> Result<Applied, ProducerStateError> {
+        self.check(fact, origin)?;
+        match fact.control {
+            Some(Control::Marker {
+                commit,
+                coordinator_epoch,
+            }) => {
+                let completed = self.txn_first_offset.map(|first| CompletedTxn {
+                    producer_id: fact.producer_id,
+                    first_offset: first,
+                    last_offset: fact.first_offset,
+                    aborted: !commit,
+                });
                 self.set_epoch(fact.epoch);
+                self.txn_first_offset = None;
+                self.coordinator_epoch = coordinator_epoch;
+                self.last_timestamp = fact.max_timestamp;
+                Ok(Applied::Completed(completed))
+            }
+            Some(Control::Other) => Ok(Applied::Completed(None)),
+            None => {
+                self.set_epoch(fact.epoch);
+                if self.batches.len() >= BATCHES_TO_RETAIN {
+                    self.batches.pop_front();
+                }
                 self.batches.push_back(BatchMeta {
                     first_seq: fact.first_seq,
                     last_seq: fact.last_seq,
@@ -318,9 +341,6 @@ impl Entry {
                     offset_delta: (fact.last_offset - fact.first_offset) as i32,
                     timestamp: fact.max_timestamp,
                 });
-                while self.batches.len() > BATCHES_TO_RETAIN {
-                    self.batches.pop_front();
-                }
                 self.last_timestamp = fact.max_timestamp;
                 if self.txn_first_offset.is_none() && fact.transactional {
                     self.txn_first_offset = Some(fact.first_offset);
@@ -447,6 +467,13 @@ impl ProducerStateManager {
         facts: &[BatchFacts],
         origin: Origin,
     ) -> Result<(), ProducerStateError> {
+        // The common Produce request: one batch, checked in place.
+        if let [fact] = facts {
+            return match self.producers.get(&fact.producer_id) {
+                Some(entry) => entry.check(fact, origin),
+                None => Entry::default().check(fact, origin),
+            };
+        }
         let mut touched: HashMap<i64, Entry> = HashMap::new();
         for fact in facts {
             let entry = touched.entry(fact.producer_id).or_insert_with(|| {
