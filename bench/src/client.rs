@@ -271,7 +271,8 @@ pub struct Percentiles {
     pub max: f64,
 }
 
-fn percentiles(mut us: Vec<u32>) -> Percentiles {
+/// Percentiles of microsecond samples.
+pub fn percentiles(mut us: Vec<u32>) -> Percentiles {
     if us.is_empty() {
         return Percentiles::default();
     }

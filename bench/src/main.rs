@@ -9,6 +9,7 @@
 
 mod broker;
 mod client;
+mod coordination;
 mod report;
 mod restart;
 
@@ -43,7 +44,7 @@ struct Args {
           value_parser = ["0", "1", "all", "-1"])]
     acks: Vec<String>,
     /// Scenarios to run (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',', default_values = ["throughput", "latency", "restart"])]
+    #[arg(long, value_delimiter = ',', default_values = ["throughput", "latency", "restart", "coordination"])]
     scenario: Vec<Scenario>,
     /// Use a running broker instead of starting one (no restart scenario;
     /// broker CPU only with --broker-pid).
@@ -117,6 +118,9 @@ enum Scenario {
     Latency,
     /// Fill a log dir, then time restarts after kill -9 and SIGTERM.
     Restart,
+    /// Consumer groups (time to stable for 1 and 10 members), commit
+    /// latency, and transactional vs idempotent produce throughput.
+    Coordination,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -237,7 +241,8 @@ fn run(args: &Args) -> Result<()> {
     let limit = Duration::from_secs_f64(args.duration);
     let data_parent = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
     let wants = |s: Scenario| args.scenario.contains(&s);
-    let needs_broker = wants(Scenario::Throughput) || wants(Scenario::Latency);
+    let needs_broker =
+        wants(Scenario::Throughput) || wants(Scenario::Latency) || wants(Scenario::Coordination);
     let broker_bin = if args.bootstrap.is_none() || wants(Scenario::Restart) {
         Some(broker::find_broker_bin(args.broker_bin.as_deref())?)
     } else {
@@ -333,6 +338,12 @@ fn run(args: &Args) -> Result<()> {
                     }
                 }
             }
+        }
+        if wants(Scenario::Coordination) {
+            let report =
+                coordination::run(&target.bootstrap, tag, args.records.min(2_000_000), limit)?;
+            out.coordination(report);
+            check(&mut own)?;
         }
         if let Some(pid) = target.pid {
             out.broker_peak_rss(broker::peak_rss_mib(pid));

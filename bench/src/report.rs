@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::client::{ClientSettings, ConsumeResult, ProduceResult};
+use crate::coordination::CoordinationReport;
 use crate::restart::RestartReport;
 
 /// CPU and wall time of one phase.
@@ -150,6 +151,7 @@ pub struct Output {
     throughput: Vec<ThroughputRow>,
     latency: Vec<LatencyRow>,
     restart: Option<RestartReport>,
+    coordination: Option<CoordinationReport>,
     peak_rss: Option<f64>,
 }
 
@@ -173,6 +175,7 @@ impl Output {
             throughput: Vec::new(),
             latency: Vec::new(),
             restart: None,
+            coordination: None,
             peak_rss: None,
         }
     }
@@ -276,6 +279,11 @@ impl Output {
     pub fn restart(&mut self, report: RestartReport) {
         self.emit(&serde_json::json!({ "type": "restart", "report": &report }));
         self.restart = Some(report);
+    }
+
+    pub fn coordination(&mut self, report: CoordinationReport) {
+        self.emit(&serde_json::json!({ "type": "coordination", "report": &report }));
+        self.coordination = Some(report);
     }
 
     pub fn broker_peak_rss(&mut self, mib: Option<f64>) {
@@ -410,6 +418,32 @@ impl Output {
                     r.produce.failed
                 );
             }
+        }
+        if let Some(c) = &self.coordination {
+            let _ = writeln!(t, "\nGROUPS AND TRANSACTIONS (librdkafka, range assignor, default group.initial.rebalance.delay.ms)");
+            for (members, seconds) in &c.group_stable_seconds {
+                let _ = writeln!(
+                    t,
+                    "  new group of {members:>2}: every member assigned after {seconds:.2} s"
+                );
+            }
+            let _ = writeln!(
+                t,
+                "  synchronous commit: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} commits)",
+                c.commit_latency_ms.p50,
+                c.commit_latency_ms.p99,
+                c.commit_latency_ms.max,
+                c.commits
+            );
+            let _ = writeln!(
+                t,
+                "  produce {} B, 1 partition: transactional {:.0} rec/s ({} txns of {}), idempotent {:.0} rec/s",
+                c.value_size,
+                c.transactional_records_per_s,
+                c.transactions,
+                c.records_per_transaction,
+                c.idempotent_records_per_s
+            );
         }
         if let Some(rep) = &self.restart {
             let _ = writeln!(
