@@ -17,7 +17,7 @@
 //!
 //! # Layout
 //!
-//! - [`format`]: Kafka's `TransactionLogKey`/`TransactionLogValue` encoding.
+//! - [`format`](mod@format): Kafka's `TransactionLogKey`/`TransactionLogValue` encoding.
 //! - [`state`]: transaction states and per-transactional-id metadata.
 //! - [`producer_ids`]: the block-based producer id allocator.
 //! - [`coordinator`]: request handling, loading, markers and timers.
@@ -49,7 +49,8 @@ pub trait TransactionLog: Send + Sync + 'static {
     /// base offset.
     fn append(&self, partition: i32, batch: bytes::Bytes) -> BoxFuture<Result<i64, ErrorCode>>;
 
-    /// Reads whole batches from `offset` for loading.
+    /// Reads whole batches from `offset` for loading, only up to the high
+    /// watermark (uncommitted records must not be replayed).
     ///
     /// Reading below the log start offset must return batches from the log
     /// start (or an empty chunk whose `log_start_offset` tells where to go);
