@@ -5,4 +5,6 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod groups;
+pub mod proxy;
 pub mod wire;
