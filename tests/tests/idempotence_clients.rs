@@ -131,6 +131,8 @@ fn idempotent_producers_write_in_order() {
     );
     let sent_a = a.join().expect("producer a");
     let sent_b = b.join().expect("producer b");
+    groups::assert_all_delivered(&sent_a);
+    groups::assert_all_delivered(&sent_b);
     // Interleaving between the two producers is arbitrary: check each
     // producer's subsequence.
     let token = append_sentinels(&broker.bootstrap(), &topic, PARTITIONS);
@@ -147,7 +149,10 @@ fn idempotent_producers_write_in_order() {
         for (p, records) in sent {
             let prefix = records[0].0.split('-').next().expect("prefix").to_string() + "-";
             let want: Vec<&String> = records.iter().map(|(v, _)| v).collect();
-            let got: Vec<&String> = by_partition[p]
+            let got: Vec<&String> = by_partition
+                .get(p)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
                 .iter()
                 .filter(|v| v.starts_with(&prefix))
                 .collect();

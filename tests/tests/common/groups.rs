@@ -757,26 +757,43 @@ pub fn spawn_idempotent_producer(
             };
             sent.entry(p).or_default().push((value, outcome));
         }
-        producer
-            .flush(Duration::from_secs(10))
-            .expect("flush after all reports");
+        // A fatal producer error (e.g. InitProducerId refused) fails every
+        // record with a local purge code: name the cause in each failure.
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            for records in sent.values_mut() {
+                for (_, o) in records.iter_mut() {
+                    if let Err(e) = o {
+                        *e = format!("{e} [producer fatal error {code:?}: {reason}]");
+                    }
+                }
+            }
+        }
+        let _ = producer.flush(Duration::from_secs(10));
         sent
     })
+}
+
+/// Every record was acknowledged (reports the first failures otherwise).
+pub fn assert_all_delivered(sent: &Sent) {
+    let total: usize = sent.values().map(Vec::len).sum();
+    let failed: Vec<_> = sent
+        .values()
+        .flatten()
+        .filter(|(_, o)| o.is_err())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "an idempotent producer with retries must deliver everything; {} of {total} failed, \
+         first: {:?}",
+        failed.len(),
+        failed.iter().take(5).collect::<Vec<_>>()
+    );
 }
 
 /// Every record acknowledged, and each partition holds exactly the sent
 /// values in order, each at its reported offset.
 pub fn check_idempotent_log(bootstrap: &str, topic: &str, partitions: i32, sent: &Sent) {
-    let failed: Vec<_> = sent
-        .values()
-        .flatten()
-        .filter(|(_, o)| o.is_err())
-        .take(10)
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "an idempotent producer with retries must deliver everything; failures: {failed:?}"
-    );
+    assert_all_delivered(sent);
     let token = append_sentinels(bootstrap, topic, partitions);
     let log = read_until_sentinels(
         bootstrap,
