@@ -87,21 +87,17 @@ class Member:
             conf.update({"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000})
         conf.update(self.conf)
         c = Consumer(conf)
-        incremental = None
+        # Cooperative assignors and KIP-848 hand out increments.
+        incremental = (conf.get("partition.assignment.strategy") == "cooperative-sticky"
+                       or conf.get("group.protocol") == "consumer")
 
         def on_assign(consumer, partitions):
-            nonlocal incremental
             self.assign_calls += 1
-            if incremental is None:
-                incremental = consumer.rebalance_protocol() == "COOPERATIVE"
             if not incremental:
                 self.assigned = set()
             self.assigned |= {p.partition for p in partitions}
 
         def on_revoke(consumer, partitions):
-            nonlocal incremental
-            if incremental is None:
-                incremental = consumer.rebalance_protocol() == "COOPERATIVE"
             if incremental:
                 self.assigned -= {p.partition for p in partitions}
             else:
