@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config_bridge::{self, MillraceConfigValidator};
+use crate::coordinators::Coordinators;
 use crate::fetch_session::FetchSessionCache;
 use crate::partition_manager::PartitionManager;
 use crate::server;
@@ -85,6 +86,7 @@ pub struct Broker {
     partitions: Arc<PartitionManager>,
     fetch_sessions: FetchSessionCache,
     topic_settings: RwLock<HashMap<String, Arc<TopicSettings>>>,
+    coordinators: Coordinators,
     shutdown: CancellationToken,
 }
 
@@ -117,6 +119,7 @@ impl RunningBroker {
         {
             tracing::warn!("connections still busy after 10 s; shutting storage down anyway");
         }
+        self.broker.coordinators.shutdown();
         let log_manager = self.broker.partitions.log_manager().clone();
         tokio::task::spawn_blocking(move || log_manager.shutdown())
             .await
@@ -177,6 +180,8 @@ impl Broker {
             .map_err(|e| BootError::Config(format!("log recovery task failed: {e}")))??
         };
 
+        log_manager.set_producer_id_expiration_ms(i64::from(config.producer_id_expiration_ms()));
+
         // 4. Listeners and registration.
         let mut bound = Vec::new();
         for listener in &settings.listeners {
@@ -231,9 +236,10 @@ impl Broker {
             .map_err(|e| BootError::Register(e.to_string()))?;
 
         // 5. Partitions.
-        let broker = Arc::new(Broker {
+        let broker = Arc::new_cyclic(|weak| Broker {
             node_id,
             cluster_id,
+            coordinators: Coordinators::new(weak.clone(), &config),
             static_config: config,
             fetch_sessions: FetchSessionCache::new(settings.fetch_session_cache_slots),
             settings: RwLock::new(settings),
@@ -296,6 +302,12 @@ impl Broker {
             },
             remove_strays,
         );
+        self.coordinators.sync_leadership(image, self.node_id);
+    }
+
+    /// The group and transaction coordinators hosted here.
+    pub fn coordinators(&self) -> &Coordinators {
+        &self.coordinators
     }
 
     /// `node.id`.

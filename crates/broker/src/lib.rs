@@ -25,6 +25,7 @@ pub mod authorized_operations;
 pub mod broker;
 pub mod config_bridge;
 pub mod connection;
+pub mod coordinators;
 pub mod fetch_session;
 pub mod handlers;
 pub mod log_validator;

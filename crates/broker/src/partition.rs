@@ -10,8 +10,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use millrace_protocol::records::BatchIter;
 use millrace_protocol::ErrorCode;
-use millrace_storage::{Log, StorageError};
+use millrace_storage::{AbortedTxn, Log, ProducerStateError, StorageError};
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -65,6 +66,9 @@ pub struct PartitionRead {
     pub last_stable_offset: i64,
     /// Log start offset.
     pub log_start_offset: i64,
+    /// For `read_committed`: the aborted transactions overlapping the
+    /// records returned, so the consumer can drop their records.
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
 
 /// A replica of one partition on this broker.
@@ -186,9 +190,10 @@ impl Partition {
         self.log.high_watermark()
     }
 
-    /// Last stable offset: the high watermark until transactions arrive.
+    /// Last stable offset: the high watermark, or the first offset of the
+    /// oldest undecided transaction if that is lower.
     pub fn last_stable_offset(&self) -> i64 {
-        self.log.high_watermark()
+        self.log.last_stable_offset()
     }
 
     /// Log start offset.
@@ -248,6 +253,15 @@ impl Partition {
                 validated.log_append_time,
             )
             .map_err(|e| storage_produce_error(&self.display, e))?;
+        if info.duplicate {
+            // A retry of a batch already in the log: Kafka answers with the
+            // original offset and writes nothing.
+            return Ok(AppendOutcome {
+                base_offset: info.first_offset,
+                log_append_time: -1,
+                log_start_offset: info.log_start_offset,
+            });
+        }
         self.maybe_advance_high_watermark();
         self.new_data.notify_waiters();
         Ok(AppendOutcome {
@@ -255,6 +269,76 @@ impl Partition {
             log_append_time: validated.log_append_time.unwrap_or(-1),
             log_start_offset: info.log_start_offset,
         })
+    }
+
+    /// Appends a batch a coordinator built (group metadata, offsets,
+    /// transaction state) as leader; returns its base offset and the offset
+    /// after it, which the coordinator waits to see committed.
+    pub fn append_coordinator_batch(&self, batch: &Bytes) -> Result<(i64, i64), ErrorCode> {
+        let leader_epoch = self.leader_epoch_if_leader()?;
+        let mut records = batch.to_vec();
+        let info = self
+            .log
+            .append_coordinator_batch(&mut records, leader_epoch)
+            .map_err(|e| storage_error_code(&self.display, &e))?;
+        self.maybe_advance_high_watermark();
+        self.new_data.notify_waiters();
+        Ok((info.first_offset, info.last_offset + 1))
+    }
+
+    /// Writes a transaction marker (commit or abort) for `producer_id`, as
+    /// the transaction coordinator asks through WriteTxnMarkers.
+    pub fn append_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<i64, ErrorCode> {
+        let leader_epoch = self.leader_epoch_if_leader()?;
+        let info = self
+            .log
+            .append_control_marker(
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+                leader_epoch,
+            )
+            .map_err(|e| storage_error_code(&self.display, &e))?;
+        self.maybe_advance_high_watermark();
+        self.new_data.notify_waiters();
+        Ok(info.last_offset + 1)
+    }
+
+    /// Waits until the high watermark reaches `offset` (the append is
+    /// committed to every in-sync replica) or `timeout` passes.
+    pub async fn wait_committed(
+        &self,
+        offset: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), ErrorCode> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.notified();
+            if self.high_watermark() >= offset {
+                return Ok(());
+            }
+            if !self.is_leader() {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(ErrorCode::RequestTimedOut);
+            }
+        }
+    }
+
+    fn leader_epoch_if_leader(&self) -> Result<i32, ErrorCode> {
+        let state = self.leader.read();
+        if state.leader != self.node_id {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        Ok(state.leader_epoch)
     }
 
     /// Reads for a consumer (or, later, a follower).
@@ -275,11 +359,17 @@ impl Partition {
             .log
             .read(fetch_offset, max_bytes, limit, min_one_batch)
             .map_err(|e| storage_error_code(&self.display, &e))?;
+        let aborted_transactions =
+            (isolation == Isolation::ReadCommitted).then(|| match end_offset_of(&read.records) {
+                Some(end) => self.log.aborted_transactions(fetch_offset, end),
+                None => Vec::new(),
+            });
         Ok(PartitionRead {
             records: read.records,
             high_watermark,
             last_stable_offset,
             log_start_offset: read.log_start_offset,
+            aborted_transactions,
         })
     }
 
@@ -296,6 +386,14 @@ impl Partition {
     }
 }
 
+/// The offset after the last batch in `records` (whole batches from the log).
+fn end_offset_of(records: &[u8]) -> Option<i64> {
+    BatchIter::new(records)
+        .map_while(Result::ok)
+        .last()
+        .map(|b| b.header.next_offset())
+}
+
 fn code_only(code: ErrorCode) -> ProduceError {
     ProduceError {
         code,
@@ -309,6 +407,13 @@ pub fn storage_error_code(partition: &str, e: &StorageError) -> ErrorCode {
     match e {
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         StorageError::InvalidOffset(_) => ErrorCode::OffsetOutOfRange,
+        StorageError::Producer(p) => match p {
+            ProducerStateError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            ProducerStateError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+            ProducerStateError::UnknownProducerId { .. } => ErrorCode::UnknownProducerId,
+            ProducerStateError::InvalidTxnState { .. } => ErrorCode::InvalidTxnState,
+            ProducerStateError::CoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
+        },
         other => {
             tracing::error!(partition, error = %other, "storage error");
             ErrorCode::KafkaStorageError

@@ -63,6 +63,18 @@ impl Handler for DeleteTopicsHandler {
             }
         }
         let (results, offset) = broker.controller().delete_topics(refs);
+        let deleted: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|d| d.name.clone()))
+            .collect();
+        if !deleted.is_empty() {
+            // Kafka forgets the committed offsets of deleted topics.
+            broker
+                .coordinators()
+                .group()
+                .on_topics_deleted(deleted)
+                .await;
+        }
         broker
             .partitions()
             .wait_applied(

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use millrace_metadata::MetadataImage;
 use millrace_protocol::{ApiKey, ErrorCode};
 use tokio::time::Instant;
@@ -34,6 +36,8 @@ struct PartitionResult {
     error: Option<ErrorCode>,
     report: PartitionReport,
     records: Bytes,
+    /// Aborted transactions overlapping `records` (read_committed only).
+    aborted: Vec<millrace_storage::AbortedTxn>,
 }
 
 impl Handler for FetchHandler {
@@ -169,7 +173,17 @@ impl Handler for FetchHandler {
                 .with_high_watermark(result.report.high_watermark)
                 .with_last_stable_offset(result.report.last_stable_offset)
                 .with_log_start_offset(result.report.log_start_offset)
-                .with_aborted_transactions(read_committed.then(Vec::new))
+                .with_aborted_transactions(read_committed.then(|| {
+                    result
+                        .aborted
+                        .iter()
+                        .map(|a| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(a.producer_id))
+                                .with_first_offset(a.first_offset)
+                        })
+                        .collect()
+                }))
                 .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                 .with_records(Some(result.records));
             let same_topic = topics.last().is_some_and(|t| {
@@ -278,6 +292,7 @@ fn read_all(
                     log_start_offset: -1,
                 },
                 records: Bytes::new(),
+                aborted: Vec::new(),
             };
             let Some(partition) = partition else {
                 result.error = Some(missing_partition_error(ctx, image, key));
@@ -308,6 +323,7 @@ fn read_all(
                         remaining = remaining.saturating_sub(read.records.len());
                     }
                     result.records = read.records;
+                    result.aborted = read.aborted_transactions.unwrap_or_default();
                 }
                 Err(code) => result.error = Some(code),
             }

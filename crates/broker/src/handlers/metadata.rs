@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{Handler, Outcome};
 use crate::authorized_operations::{self, NOT_REQUESTED};
+use crate::coordinators::ensure_internal_topic;
 use crate::request_context::RequestContext;
 use crate::wire::{broker_id, str_bytes, topic_name};
 
@@ -58,6 +59,16 @@ impl Handler for MetadataHandler {
                     .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
                     .filter(|n| image.topic(n).is_none() && names::validate(n).is_ok())
                     .collect();
+                // Internal topics are created with their own partition counts
+                // and compaction, as Kafka's AutoTopicCreationManager does.
+                let (internal, missing): (Vec<String>, Vec<String>) =
+                    missing.into_iter().partition(|n| names::is_internal(n));
+                if !internal.is_empty() && allow_auto_create {
+                    for name in &internal {
+                        ensure_internal_topic(broker, name).await;
+                    }
+                    image = broker.image();
+                }
                 let mut creation_errors = std::collections::HashMap::new();
                 if !missing.is_empty()
                     && allow_auto_create

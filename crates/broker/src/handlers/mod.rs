@@ -20,21 +20,41 @@ use tracing::Instrument;
 
 use crate::request_context::RequestContext;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
+pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 /// What a handler wants done with the connection after a request.
 #[derive(Debug)]
@@ -221,4 +241,33 @@ registry!(
     create_partitions::CreatePartitionsHandler,
     incremental_alter_configs::IncrementalAlterConfigsHandler,
     describe_cluster::DescribeClusterHandler,
+    find_coordinator::FindCoordinatorHandler,
+    join_group::JoinGroupHandler,
+    heartbeat::HeartbeatHandler,
+    leave_group::LeaveGroupHandler,
+    sync_group::SyncGroupHandler,
+    offset_commit::OffsetCommitHandler,
+    offset_fetch::OffsetFetchHandler,
+    offset_delete::OffsetDeleteHandler,
+    list_groups::ListGroupsHandler,
+    describe_groups::DescribeGroupsHandler,
+    delete_groups::DeleteGroupsHandler,
+    init_producer_id::InitProducerIdHandler,
+    add_partitions_to_txn::AddPartitionsToTxnHandler,
+    add_offsets_to_txn::AddOffsetsToTxnHandler,
+    end_txn::EndTxnHandler,
+    write_txn_markers::WriteTxnMarkersHandler,
+    txn_offset_commit::TxnOffsetCommitHandler,
+    describe_producers::DescribeProducersHandler,
+    describe_transactions::DescribeTransactionsHandler,
+    list_transactions::ListTransactionsHandler,
 );
+
+/// Who sent a group request, as the group coordinator records it
+/// (DescribeGroups shows `client_id` and `/host`).
+pub fn client_info(ctx: &RequestContext) -> millrace_group_coordinator::ClientInfo {
+    millrace_group_coordinator::ClientInfo {
+        client_id: ctx.header.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", ctx.peer.ip()),
+    }
+}

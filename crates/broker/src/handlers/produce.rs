@@ -9,6 +9,7 @@ use kafka_protocol::messages::produce_response::{
     TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use millrace_metadata::topic_name::is_internal;
 use millrace_protocol::{ApiKey, ErrorCode};
 
 use super::{Handler, Outcome};
@@ -45,6 +46,8 @@ impl Handler for ProduceHandler {
             let mut partitions = Vec::with_capacity(topic.partition_data.len());
             for data in &topic.partition_data {
                 let result = match (broker.partitions().get(name, data.index), &data.records) {
+                    // Only the coordinators write to internal topics.
+                    _ if is_internal(name) => Err(plain(ErrorCode::InvalidTopicException)),
                     (None, _) => Err(plain(broker.unhosted_partition_error(name, data.index))),
                     (Some(_), None) => Err(plain(ErrorCode::InvalidRecord)),
                     (Some(partition), Some(records)) => {
