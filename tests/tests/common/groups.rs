@@ -364,6 +364,12 @@ pub fn txn_producer(bootstrap: &str, txn_id: &str, extra: &[(&str, &str)]) -> Fu
     for (k, v) in extra {
         config.set(*k, *v);
     }
+    // librdkafka refuses message.timeout.ms > transaction.timeout.ms.
+    if let Some((_, t)) = extra.iter().find(|(k, _)| *k == "transaction.timeout.ms") {
+        if t.parse::<u64>().is_ok_and(|t| t < 30_000) {
+            config.set("message.timeout.ms", *t);
+        }
+    }
     config.create().expect("transactional producer")
 }
 
