@@ -39,7 +39,15 @@ fn wait_stable(members: &[&Member], topic: &str, partitions: i32, cooperative: b
     let describe = || {
         members
             .iter()
-            .map(|m| format!("{}: {:?}", m.name, m.assigned(cooperative)))
+            .map(|m| {
+                format!(
+                    "{}: {:?} (rebalance callbacks {:?}, consumer errors {:?})",
+                    m.name,
+                    m.assigned(cooperative),
+                    m.events.lock().expect("events"),
+                    m.errors()
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ")
     };
@@ -116,20 +124,17 @@ fn churn(strategy: &str) {
     wait_stable(&[&m1, &m3, &m5, &m6], &topic, PARTITIONS, cooperative);
 
     let produced = producer.join().expect("producer thread");
-    wait_for(
+    groups::wait_all_consumed(
+        &consumed,
+        &produced,
+        &groups::GroupTopic {
+            bootstrap: &bootstrap,
+            group: &group,
+            topic: &topic,
+            partitions: PARTITIONS,
+        },
+        &[&m1, &m3, &m5, &m6],
         Duration::from_secs(90),
-        || {
-            let got = consumed.distinct_values();
-            produced.iter().all(|v| got.contains(v))
-        },
-        || {
-            format!(
-                "all {} produced records to be consumed ({} distinct so far, per member {:?})",
-                produced.len(),
-                consumed.distinct_values().len(),
-                consumed.per_member()
-            )
-        },
     );
     for m in [m1, m3, m5, m6] {
         m.leave(CLOSE_TIMEOUT);
@@ -541,6 +546,24 @@ fn list_describe_delete_groups() {
 fn kip848_consumer_protocol_group_of_two() {
     let broker = TestBroker::start(&[]);
     let bootstrap = broker.bootstrap();
+    // librdkafka waits silently when the broker lacks the KIP-848 API:
+    // say so at once.
+    let mut conn = common::wire::Conn::connect(broker.addr());
+    let versions = conn.call(2, &kafka_protocol::messages::ApiVersionsRequest::default());
+    assert!(
+        versions
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == kafka_protocol::messages::ApiKey::ConsumerGroupHeartbeat as i16),
+        "the broker does not advertise ConsumerGroupHeartbeat (API 68) in ApiVersions, so \
+         group.protocol=consumer cannot work; advertised: {:?}",
+        versions
+            .api_keys
+            .iter()
+            .map(|k| k.api_key)
+            .collect::<Vec<_>>()
+    );
+    drop(conn);
     let topic = unique("kip848");
     let group = unique("kip848-group");
     clients::create_topics(&broker, &[(topic.as_str(), 4, &[])]);

@@ -39,14 +39,36 @@ pub enum RebalanceEvent {
 /// Shared log of rebalance callbacks.
 pub type Events = Arc<Mutex<Vec<RebalanceEvent>>>;
 
+/// A client's captured librdkafka log lines.
+pub type ClientLog = Arc<Mutex<Vec<String>>>;
+
 /// Consumer context recording rebalance callbacks (and then running the
 /// default assign/unassign, incremental for cooperative protocols).
 pub struct Recorder {
     /// The callbacks seen, in order.
     pub events: Events,
+    /// librdkafka log lines, kept when `MILLRACE_TEST_CLIENT_DEBUG` names
+    /// librdkafka debug contexts (e.g. `cgrp,fetch`); printed on failure.
+    pub logs: ClientLog,
 }
 
-impl ClientContext for Recorder {}
+impl ClientContext for Recorder {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if client_debug().is_some() {
+            self.logs
+                .lock()
+                .expect("logs")
+                .push(format!("{level:?} {fac} {log_message}"));
+        }
+    }
+}
+
+/// librdkafka `debug` contexts requested through `MILLRACE_TEST_CLIENT_DEBUG`.
+pub fn client_debug() -> Option<String> {
+    std::env::var("MILLRACE_TEST_CLIENT_DEBUG")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
 
 fn tpl_parts(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
     let mut v: Vec<(String, i32)> = tpl
@@ -103,6 +125,9 @@ pub fn group_consumer(
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000");
     }
+    if let Some(debug) = client_debug() {
+        config.set("debug", debug).set("log_level", "7");
+    }
     for (k, v) in extra {
         config.set(*k, *v);
     }
@@ -110,6 +135,7 @@ pub fn group_consumer(
     let consumer = config
         .create_with_context(Recorder {
             events: events.clone(),
+            logs: Arc::default(),
         })
         .expect("group consumer");
     (consumer, events)
@@ -177,6 +203,8 @@ pub struct Consumed {
     pub records: Mutex<Vec<(String, Rec)>>,
     /// Consumer errors (poll returned an error), with the member's name.
     pub errors: Mutex<Vec<(String, String)>>,
+    /// Every member's librdkafka log (see [`client_debug`]), by name.
+    pub logs: Mutex<Vec<(String, ClientLog)>>,
 }
 
 impl Consumed {
@@ -216,6 +244,9 @@ pub struct Member {
     pub name: String,
     /// Its rebalance callbacks.
     pub events: Events,
+    /// Its librdkafka log lines (see [`client_debug`]).
+    pub logs: ClientLog,
+    consumed: Arc<Consumed>,
     stop: Arc<AtomicBool>,
     done: mpsc::Receiver<()>,
     handle: Option<JoinHandle<()>>,
@@ -236,6 +267,18 @@ impl Member {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         extra.push(("client.id".into(), format!("member-{name}")));
+        // Offsets are stored only for records the member recorded: the
+        // rdkafka crate's `BaseConsumer::drop` polls (and discards) messages
+        // until the consumer is closed, and with automatic offset storage
+        // the final commit on close would cover records nobody processed.
+        if !extra.iter().any(|(k, _)| k == "enable.auto.offset.store") {
+            extra.insert(0, ("enable.auto.offset.store".into(), "false".into()));
+        }
+        let store_offsets = extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "enable.auto.offset.store")
+            .is_some_and(|(_, v)| v == "false");
         let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
         let (consumer, events) = {
             let borrowed: Vec<(&str, &str)> = extra
@@ -244,8 +287,15 @@ impl Member {
                 .collect();
             group_consumer(bootstrap, group, &borrowed)
         };
+        let logs = consumer.context().logs.clone();
+        consumed
+            .logs
+            .lock()
+            .expect("logs")
+            .push((name.to_string(), logs.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, done) = mpsc::channel();
+        let shared = consumed.clone();
         let handle = {
             let stop = stop.clone();
             let name = name.to_string();
@@ -257,11 +307,18 @@ impl Member {
                     while !stop.load(Ordering::SeqCst) {
                         match consumer.poll(Duration::from_millis(100)) {
                             None => {}
-                            Some(Ok(m)) => consumed
-                                .records
-                                .lock()
-                                .expect("records")
-                                .push((name.clone(), Rec::of(&m))),
+                            Some(Ok(m)) => {
+                                consumed
+                                    .records
+                                    .lock()
+                                    .expect("records")
+                                    .push((name.clone(), Rec::of(&m)));
+                                if store_offsets {
+                                    // Fails only if the partition was revoked
+                                    // meanwhile: its new owner re-reads it.
+                                    let _ = consumer.store_offset_from_message(&m);
+                                }
+                            }
                             Some(Err(e)) => consumed
                                 .errors
                                 .lock()
@@ -278,6 +335,8 @@ impl Member {
         Member {
             name: name.to_string(),
             events,
+            logs,
+            consumed: shared,
             stop,
             done,
             handle: Some(handle),
@@ -287,6 +346,20 @@ impl Member {
     /// Current assignment according to the callbacks.
     pub fn assigned(&self, cooperative: bool) -> Vec<(String, i32)> {
         assigned_from_events(&self.events, cooperative)
+    }
+
+    /// The consumer errors this member got (last 10).
+    pub fn errors(&self) -> Vec<String> {
+        let all: Vec<String> = self
+            .consumed
+            .errors
+            .lock()
+            .expect("errors")
+            .iter()
+            .filter(|(m, _)| *m == self.name)
+            .map(|(_, e)| e.clone())
+            .collect();
+        all[all.len().saturating_sub(10)..].to_vec()
     }
 
     /// Number of Assign callbacks so far.
@@ -844,4 +917,119 @@ pub fn check_idempotent_log(bootstrap: &str, topic: &str, partitions: i32, sent:
             );
         }
     }
+}
+
+/// A group consuming a topic, as [`wait_all_consumed`] needs to know.
+#[derive(Clone, Copy)]
+pub struct GroupTopic<'a> {
+    /// Bootstrap servers.
+    pub bootstrap: &'a str,
+    /// The group.
+    pub group: &'a str,
+    /// The topic.
+    pub topic: &'a str,
+    /// Its partition count.
+    pub partitions: i32,
+}
+
+/// Waits until every value of `produced` was consumed by a member of
+/// `group`; on timeout fails with what is missing and where: each missing
+/// value's partition and offset in the log, per partition the offsets the
+/// members consumed, the log end and the group's committed offset, the
+/// members' assignments and consumer errors.
+pub fn wait_all_consumed(
+    consumed: &Consumed,
+    produced: &[String],
+    at: &GroupTopic<'_>,
+    members: &[&Member],
+    timeout: Duration,
+) {
+    let GroupTopic {
+        bootstrap,
+        group,
+        topic,
+        partitions,
+    } = *at;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = consumed.distinct_values();
+        if produced.iter().all(|v| got.contains(v)) {
+            return;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = consumed.distinct_values();
+    let missing: std::collections::BTreeSet<&String> =
+        produced.iter().filter(|v| !got.contains(*v)).collect();
+    let token = append_sentinels(bootstrap, topic, partitions);
+    let log = read_until_sentinels(
+        bootstrap,
+        topic,
+        partitions,
+        &token,
+        "read_uncommitted",
+        Duration::from_secs(30),
+    );
+    let missing_at: Vec<(i32, i64, &str)> = log
+        .iter()
+        .filter(|r| missing.contains(&r.value))
+        .map(|r| (r.partition, r.offset, r.value.as_str()))
+        .collect();
+    let committed = committed_offsets(bootstrap, group, topic, partitions);
+    let mut per_partition = String::new();
+    for p in 0..partitions {
+        let mut offsets: Vec<(i64, String)> = consumed
+            .records
+            .lock()
+            .expect("records")
+            .iter()
+            .filter(|(_, r)| r.partition == p)
+            .map(|(m, r)| (r.offset, m.clone()))
+            .collect();
+        offsets.sort();
+        offsets.dedup_by_key(|(o, _)| *o);
+        // Consumed offset ranges and who consumed them (a gap or a change
+        // of member starts a new range).
+        let mut ranges: Vec<(i64, i64, String)> = Vec::new();
+        for (o, m) in &offsets {
+            match ranges.last_mut() {
+                Some((_, end, who)) if *end + 1 == *o && who == m => *end = *o,
+                _ => ranges.push((*o, *o, m.clone())),
+            }
+        }
+        let end = log.iter().filter(|r| r.partition == p).count();
+        per_partition.push_str(&format!(
+            "\n  partition {p}: log has {end} records, consumed offset ranges {ranges:?}, \
+             committed {:?}",
+            committed[p as usize]
+        ));
+    }
+    let gap_partitions: std::collections::BTreeSet<i32> =
+        missing_at.iter().map(|(p, _, _)| *p).collect();
+    for (name, logs) in consumed.logs.lock().expect("logs").iter() {
+        for line in logs.lock().expect("logs").iter() {
+            let interesting = gap_partitions
+                .iter()
+                .any(|p| line.contains(&format!("[{p}]")) && line.contains("offset"));
+            if interesting || line.contains("OffsetCommit") || line.contains("OFFSETFETCH") {
+                eprintln!("{name} log: {line}");
+            }
+        }
+    }
+    let assignments: Vec<String> = members
+        .iter()
+        .map(|m| format!("{}: {:?}", m.name, assigned_from_events(&m.events, true)))
+        .collect();
+    panic!(
+        "after {timeout:?}, {} of {} produced records were never consumed by group {group}; \
+         missing (partition, offset, value), first 30: {:?}{per_partition}\n  assignments \
+         (per callbacks): {assignments:?}\n  consumer errors: {:?}",
+        missing.len(),
+        produced.len(),
+        missing_at.iter().take(30).collect::<Vec<_>>(),
+        consumed.errors.lock().expect("errors")
+    );
 }
