@@ -11,6 +11,8 @@ offsets. A KIP-848 (``group.protocol=consumer``) group of two consumes.
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -452,10 +454,31 @@ def test_admin_list_describe_delete_groups_and_offsets(broker, admin):
     assert exc.value.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND
 
 
+def advertised_api_keys(port: int) -> list[int]:
+    """The API keys in the broker's ApiVersions v0 response (raw socket)."""
+    client_id = b"millrace-py"
+    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed during ApiVersions"
+            data += chunk
+    correlation, error, count = struct.unpack(">ihi", data[4:14])
+    assert (correlation, error) == (7, 0), (correlation, error)
+    return [struct.unpack(">hhh", data[14 + 6 * i:20 + 6 * i])[0] for i in range(count)]
+
+
 def test_kip848_consumer_protocol_group_of_two(broker, admin):
     version, version_int = libversion()
     if version_int < 0x020C0000:
         pytest.skip(f"librdkafka {version} in confluent-kafka has no GA KIP-848 consumer protocol (needs 2.12)")
+    keys = advertised_api_keys(broker.port)
+    # librdkafka waits silently when the broker lacks the API: say so at once.
+    assert 68 in keys, (
+        f"the broker does not advertise ConsumerGroupHeartbeat (API 68), so group.protocol=consumer cannot "
+        f"work; advertised: {sorted(keys)}")
     topic, group = unique("kip848"), unique("kip848-group")
     ck_create_topics(admin, {topic: 4})
     seen: dict = {}
