@@ -518,6 +518,13 @@ impl ShardState {
         } else {
             self.join_known_member(p)
         };
+        // Kafka's handleJoinGroup: attempt to complete the join phase.
+        if self
+            .classic(&p_group)
+            .is_some_and(|g| g.is(ClassicState::PreparingRebalance))
+        {
+            self.try_complete_join(&p_group);
+        }
         // A group this failed join created is not kept (Kafka rolls the
         // creation back with the failed operation).
         if created
@@ -717,6 +724,11 @@ impl ShardState {
             let _ = cb.send(SyncResult::error(ErrorCode::FencedInstanceId));
         }
         member.member_id = new_member_id.clone();
+        // The restarted process is a new client: DescribeGroups shows it.
+        let old_client = (
+            std::mem::replace(&mut member.client_id, p.client_id.clone()),
+            std::mem::replace(&mut member.client_host, p.client_host.clone()),
+        );
         let old_protocols = std::mem::replace(&mut member.protocols, p.protocols.clone());
         member.rebalance_timeout_ms = p.rebalance_timeout_ms;
         member.session_timeout_ms = p.session_timeout_ms;
@@ -759,6 +771,7 @@ impl ShardState {
                             &new_member_id,
                             &old_member_id,
                             old_protocols,
+                            old_client,
                             &current_leader,
                             skip,
                             res,
@@ -783,6 +796,7 @@ impl ShardState {
         new_member_id: &str,
         old_member_id: &str,
         old_protocols: Vec<(String, Bytes)>,
+        old_client: (String, String),
         current_leader: &str,
         supports_skip: bool,
         res: WriteResult,
@@ -804,6 +818,7 @@ impl ShardState {
             };
             member.member_id = old_member_id.to_string();
             member.protocols = old_protocols;
+            (member.client_id, member.client_host) = old_client;
             if let Some(i) = member.group_instance_id.clone() {
                 g.static_members.insert(i, old_member_id.to_string());
             }

@@ -167,6 +167,7 @@ async fn three_members_join_and_leave_with_generation_changes() {
         heartbeat(&c, "g", 1, &gone).await,
         ErrorCode::UnknownMemberId.code()
     );
+    let start = Instant::now();
     let rejoins: Vec<_> = stay
         .iter()
         .map(|m| spawn_join(&c, "x", 3, join_req("g", m, None, &["t"])))
@@ -176,6 +177,12 @@ async fn three_members_join_and_leave_with_generation_changes() {
         assert_eq!(r.error_code, OK);
         assert_eq!(r.generation_id, 2);
     }
+    // The rebalance completes as soon as every member rejoined.
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(describe(&c, "g").await.members.len(), 2);
 
     // A v0 leave of an unknown member.
