@@ -690,8 +690,12 @@ impl ShardState {
             m.rebalance_timeout_ms = p.rebalance_timeout_ms;
             m.session_timeout_ms = p.session_timeout_ms;
             if let Some(old) = m.awaiting_join.replace(tx) {
-                // Kafka answers a replaced parked JoinGroup with the member's id.
-                let _ = old.send(JoinResult::error(&p.member_id, ErrorCode::UnknownMemberId));
+                // A duplicate JoinGroup replaces the parked one, whose client
+                // (if still listening) just retries.
+                let _ = old.send(JoinResult::error(
+                    &p.member_id,
+                    ErrorCode::RebalanceInProgress,
+                ));
             }
         }
         self.maybe_prepare_rebalance(&p.group_id, "member rejoined");
