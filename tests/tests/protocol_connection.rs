@@ -32,6 +32,28 @@ fn expected_ranges() -> BTreeMap<i16, (i16, i16)> {
         (ApiKey::CreatePartitions, 0, 3),
         (ApiKey::IncrementalAlterConfigs, 0, 1),
         (ApiKey::DescribeCluster, 0, 1),
+        (ApiKey::OffsetCommit, 2, 9),
+        (ApiKey::OffsetFetch, 1, 9),
+        (ApiKey::FindCoordinator, 0, 4),
+        (ApiKey::JoinGroup, 0, 9),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 5),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::ListGroups, 0, 4),
+        (ApiKey::InitProducerId, 0, 4),
+        (ApiKey::AddPartitionsToTxn, 0, 4),
+        (ApiKey::AddOffsetsToTxn, 0, 3),
+        (ApiKey::EndTxn, 0, 3),
+        (ApiKey::WriteTxnMarkers, 1, 1),
+        (ApiKey::TxnOffsetCommit, 0, 3),
+        (ApiKey::DeleteGroups, 0, 2),
+        (ApiKey::OffsetDelete, 0, 0),
+        (ApiKey::DescribeProducers, 0, 0),
+        (ApiKey::DescribeTransactions, 0, 0),
+        (ApiKey::ListTransactions, 0, 0),
+        (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+        (ApiKey::ConsumerGroupDescribe, 0, 1),
     ]
     .into_iter()
     .map(|(k, min, max)| (k as i16, (min, max)))
@@ -192,15 +214,15 @@ fn unknown_api_key_closes_only_that_connection() {
 
 #[test]
 fn an_api_the_broker_does_not_serve_closes_the_connection() {
-    // FindCoordinator is a valid Kafka API, absent from ApiVersions here;
-    // like Kafka for a disabled API, the broker closes the connection.
+    // Envelope is a valid Kafka API that only KRaft controllers serve
+    // (absent from a broker's ApiVersions); like Kafka for an API a
+    // listener does not expose, the broker closes the connection.
     let broker = TestBroker::start(&[]);
     let mut conn = Conn::connect(broker.addr());
     let advertised = advertised(&conn.call(3, &api_versions_request(3)));
-    assert!(!advertised.contains_key(&(ApiKey::FindCoordinator as i16)));
-    let request =
-        kafka_protocol::messages::FindCoordinatorRequest::default().with_key(wire::sb("group"));
-    conn.send(1, &request);
+    assert!(!advertised.contains_key(&(ApiKey::Envelope as i16)));
+    let request = kafka_protocol::messages::EnvelopeRequest::default();
+    conn.send(0, &request);
     conn.assert_closed();
     assert_broker_serves(&broker);
 }

@@ -303,6 +303,7 @@ impl Broker {
             remove_strays,
         );
         self.coordinators.sync_leadership(image, self.node_id);
+        self.partitions.mark_applied(image.offset);
     }
 
     /// The group and transaction coordinators hosted here.

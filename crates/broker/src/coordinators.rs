@@ -16,7 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use millrace_config::BrokerConfig;
 use millrace_group_coordinator::{
-    GroupCoordinator, GroupCoordinatorConfig, LogChunk as GroupLogChunk, OffsetsLog,
+    ConsumerGroupConfig, GroupCoordinator, GroupCoordinatorConfig, LogChunk as GroupLogChunk,
+    OffsetsLog,
 };
 use millrace_metadata::controller::CreateTopicSpec;
 use millrace_metadata::MetadataImage;
@@ -87,6 +88,21 @@ impl Coordinators {
             broker: broker.clone(),
         });
         let group = GroupCoordinator::new(group_config, logs.clone());
+        group.set_consumer_group_config(ConsumerGroupConfig {
+            consumer_group_session_timeout_ms: config.group_consumer_session_timeout_ms(),
+            consumer_group_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms(),
+            consumer_group_max_size: config.group_consumer_max_size(),
+            consumer_group_assignors: config.group_consumer_assignors(),
+        });
+        // KIP-848 assignment reads topic ids and partition counts from the
+        // latest metadata image.
+        let images = broker.clone();
+        group.set_topic_resolver(Arc::new(move |topic: &str| {
+            let broker = images.upgrade()?;
+            let image = broker.image();
+            let t = image.topic(topic)?;
+            Some((t.id, t.partitions.len() as i32))
+        }));
         let markers = Arc::new(LocalMarkerWriter {
             broker: broker.clone(),
             group: Arc::downgrade(&group),
@@ -172,8 +188,14 @@ fn long_config(config: &BrokerConfig, name: &str) -> Option<i64> {
 /// (for example fewer brokers than its replication factor): the caller
 /// answers COORDINATOR_NOT_AVAILABLE and the client retries.
 pub async fn ensure_internal_topic(broker: &Arc<Broker>, topic: &str) -> bool {
-    if broker.image().topic(topic).is_some() {
-        return true;
+    let image = broker.image();
+    if image.topic(topic).is_some() {
+        // The controller's image may be ahead of what this broker applied:
+        // answer only once the coordinator for it is elected here.
+        return broker
+            .partitions()
+            .wait_applied(image.offset, Duration::from_secs(5))
+            .await;
     }
     let config = broker.static_config();
     let brokers = broker.image().brokers.len() as i16;

@@ -148,7 +148,22 @@ impl PartitionManager {
                 }
             }
         }
-        self.applied.send_replace(image.offset);
+    }
+
+    /// Records that everything derived from the image at `offset` (the
+    /// partitions and the coordinators' leadership) is in place, waking
+    /// [`PartitionManager::wait_applied`]. Separate from [`PartitionManager::apply`]
+    /// so a request that waited never sees a partition whose coordinator is
+    /// not elected yet.
+    pub fn mark_applied(&self, offset: i64) {
+        self.applied.send_if_modified(|applied| {
+            if offset > *applied {
+                *applied = offset;
+                true
+            } else {
+                false
+            }
+        });
     }
 
     /// Opens (or creates) the log of `tp` and wraps it. A log left on disk by

@@ -486,6 +486,14 @@ fn build_broker_defs() -> Vec<ConfigDef> {
             .default_value_of("1800000").mode(RO),
         d("group.max.size", Int, Medium, "Maximum number of members in a consumer group.")
             .default_value_of(int_max).validate(Validator::at_least(1)).mode(RO),
+        d("group.consumer.session.timeout.ms", Int, Medium, "Session timeout of KIP-848 consumer group members.")
+            .default_value_of("45000").validate(Validator::at_least(1)).mode(RO),
+        d("group.consumer.heartbeat.interval.ms", Int, Medium, "Heartbeat interval the coordinator gives KIP-848 consumer group members.")
+            .default_value_of("5000").validate(Validator::at_least(1)).mode(RO),
+        d("group.consumer.max.size", Int, Medium, "Maximum number of members in a KIP-848 consumer group.")
+            .default_value_of(int_max).validate(Validator::at_least(1)).mode(RO),
+        d("group.consumer.assignors", List, Medium, "Server-side assignors of KIP-848 consumer groups (uniform, range); the first is the default.")
+            .default_value_of("uniform,range").mode(RO),
         d("offsets.topic.num.partitions", Int, High, "Partitions of the __consumer_offsets topic.")
             .default_value_of("50").validate(Validator::at_least(1)).mode(RO),
         d("offsets.topic.replication.factor", Short, High, "Replication factor of __consumer_offsets; creation fails until enough brokers exist.")
@@ -1592,6 +1600,39 @@ impl BrokerConfig {
         self.i32_of("group.max.size")
     }
 
+    /// `group.consumer.session.timeout.ms`.
+    pub fn group_consumer_session_timeout_ms(&self) -> i32 {
+        self.i32_of("group.consumer.session.timeout.ms")
+    }
+
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub fn group_consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.i32_of("group.consumer.heartbeat.interval.ms")
+    }
+
+    /// `group.consumer.max.size`.
+    pub fn group_consumer_max_size(&self) -> i32 {
+        self.i32_of("group.consumer.max.size")
+    }
+
+    /// `group.consumer.assignors` as short names; Kafka's class names
+    /// (`...assignor.UniformAssignor`) are accepted too.
+    pub fn group_consumer_assignors(&self) -> Vec<String> {
+        self.get("group.consumer.assignors")
+            .and_then(ConfigValue::as_list)
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| match n.rsplit('.').next().unwrap_or(n) {
+                        "UniformAssignor" => "uniform".to_string(),
+                        "RangeAssignor" => "range".to_string(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `offsets.topic.num.partitions`.
     pub fn offsets_topic_num_partitions(&self) -> i32 {
         self.i32_of("offsets.topic.num.partitions")
@@ -1881,6 +1922,10 @@ mod tests {
             "group.min.session.timeout.ms",
             "group.max.session.timeout.ms",
             "group.max.size",
+            "group.consumer.session.timeout.ms",
+            "group.consumer.heartbeat.interval.ms",
+            "group.consumer.max.size",
+            "group.consumer.assignors",
             "offsets.topic.num.partitions",
             "offsets.topic.replication.factor",
             "offsets.topic.segment.bytes",

@@ -411,8 +411,16 @@ impl ShardState {
         if req.rack_id.as_ref().is_some_and(|s| s.is_empty()) {
             return Err(invalid("RackId can't be empty."));
         }
-        if req.subscribed_topic_regex.is_some() {
-            return Err(invalid("SubscribedTopicRegex is not supported yet."));
+        // v1 clients send an empty regex to mean "names only" (librdkafka
+        // does on every join); only a real pattern is refused.
+        if req
+            .subscribed_topic_regex
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Err(invalid(
+                "SubscribedTopicRegex is not supported: subscribe to topic names.",
+            ));
         }
         if epoch > 0 || epoch == LEAVE_EPOCH {
             if member_id_req.is_empty() {

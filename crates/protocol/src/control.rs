@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(b.header.producer_id, 7);
         let payload = b.records().unwrap();
         let rec = payload.iter().next().unwrap().unwrap();
-        assert_eq!(ControlType::parse_key(rec.key.unwrap()), Some(ControlType::Commit));
+        assert_eq!(
+            ControlType::parse_key(rec.key.unwrap()),
+            Some(ControlType::Commit)
+        );
         assert_eq!(parse_end_txn_marker_value(rec.value.unwrap()), Some(11));
     }
 }

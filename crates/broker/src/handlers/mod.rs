@@ -24,6 +24,8 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -261,6 +263,8 @@ registry!(
     describe_producers::DescribeProducersHandler,
     describe_transactions::DescribeTransactionsHandler,
     list_transactions::ListTransactionsHandler,
+    consumer_group_heartbeat::ConsumerGroupHeartbeatHandler,
+    consumer_group_describe::ConsumerGroupDescribeHandler,
 );
 
 /// Who sent a group request, as the group coordinator records it
