@@ -37,9 +37,12 @@ fn partition_count(broker: &TestBroker, topic: &str) -> Option<usize> {
 fn topic_names(broker: &TestBroker) -> Vec<String> {
     let consumer = clients::consumer(broker, &[]);
     let metadata = consumer.fetch_metadata(None, TIMEOUT).expect("metadata");
+    // A consumer with a group id looks its coordinator up at once, which
+    // creates Kafka's internal __consumer_offsets: list user topics only.
     let mut names: Vec<String> = metadata
         .topics()
         .iter()
+        .filter(|t| !t.name().starts_with("__"))
         .map(|t| t.name().to_string())
         .collect();
     names.sort();
@@ -73,6 +76,7 @@ fn create_topics_with_partitions_configs_and_assignment() {
     let mut seen: Vec<(String, usize)> = metadata
         .topics()
         .iter()
+        .filter(|t| !t.name().starts_with("__"))
         .map(|t| {
             assert!(t.error().is_none(), "{}: {:?}", t.name(), t.error());
             for p in t.partitions() {
