@@ -76,6 +76,30 @@ pub(crate) struct ConsumerGroup {
 }
 
 impl ConsumerGroup {
+    /// Replaces the subscribed topics' metadata, recording it when it
+    /// changed (a change bumps the group epoch: assignments are recomputed).
+    /// Returns whether it changed.
+    fn set_subscription(
+        &mut self,
+        group_id: &str,
+        subscription: BTreeMap<String, TopicMetadata>,
+        records: &mut Vec<Record>,
+    ) -> bool {
+        if subscription == self.subscription {
+            return false;
+        }
+        let topics: Vec<TopicMetadata> = subscription.values().cloned().collect();
+        records.push((
+            RecordKey::ConsumerGroupPartitionMetadata {
+                group: group_id.to_string(),
+            }
+            .encode(),
+            Some(records::encode_partition_metadata(&topics)),
+        ));
+        self.subscription = subscription;
+        true
+    }
+
     fn new(id: &str) -> ConsumerGroup {
         ConsumerGroup {
             id: id.to_string(),
@@ -713,16 +737,7 @@ impl ShardState {
         let Some(g) = self.consumer(&group_id) else {
             return Err((ErrorCode::UnknownServerError, None));
         };
-        if subscription != g.subscription {
-            let topics: Vec<TopicMetadata> = subscription.values().cloned().collect();
-            records.push((
-                RecordKey::ConsumerGroupPartitionMetadata {
-                    group: group_id.clone(),
-                }
-                .encode(),
-                Some(records::encode_partition_metadata(&topics)),
-            ));
-            g.subscription = subscription;
+        if g.set_subscription(&group_id, subscription, &mut records) {
             bump = true;
         }
         if bump {
@@ -942,17 +957,7 @@ impl ShardState {
             .into_iter()
             .filter(|(n, _)| names.contains(n))
             .collect();
-        if subscription != g.subscription {
-            let topics: Vec<TopicMetadata> = subscription.values().cloned().collect();
-            records.push((
-                RecordKey::ConsumerGroupPartitionMetadata {
-                    group: group_id.to_string(),
-                }
-                .encode(),
-                Some(records::encode_partition_metadata(&topics)),
-            ));
-            g.subscription = subscription;
-        }
+        g.set_subscription(group_id, subscription, &mut records);
         g.group_epoch += 1;
         records.push((
             RecordKey::ConsumerGroupMetadata {

@@ -7,13 +7,13 @@ use millrace_protocol::{ApiKey, ErrorCode};
 use super::{Handler, Outcome};
 use crate::request_context::RequestContext;
 
-/// Serves DescribeGroups v0-v5.
+/// Serves DescribeGroups v0-v6.
 pub struct DescribeGroupsHandler;
 
 impl Handler for DescribeGroupsHandler {
     const KEY: ApiKey = ApiKey::DescribeGroups;
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 5;
+    const MAX_VERSION: i16 = 6;
     type Request = DescribeGroupsRequest;
     type Response = DescribeGroupsResponse;
 

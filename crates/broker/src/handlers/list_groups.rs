@@ -6,13 +6,13 @@ use millrace_protocol::{ApiKey, ErrorCode};
 use super::{Handler, Outcome};
 use crate::request_context::RequestContext;
 
-/// Serves ListGroups v0-v4.
+/// Serves ListGroups v0-v5.
 pub struct ListGroupsHandler;
 
 impl Handler for ListGroupsHandler {
     const KEY: ApiKey = ApiKey::ListGroups;
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 5;
     type Request = ListGroupsRequest;
     type Response = ListGroupsResponse;
 
