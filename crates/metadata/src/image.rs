@@ -121,6 +121,68 @@ impl MetadataImage {
             .unwrap_or_default()
     }
 
+    /// The records that rebuild this image from [`MetadataImage::empty`], for
+    /// snapshots of a replicated metadata log: a node that receives them
+    /// instead of the log prefix they replace must end up with the same
+    /// state. Parents come before children (brokers, topics, then partitions
+    /// and configs) because `apply` ignores records about unknown topics; the
+    /// output is sorted so equal images give equal snapshots. The image's
+    /// `offset` is not a record: the snapshot carries it alongside.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        for broker in self.brokers.values() {
+            records.push(MetadataRecord::RegisterBroker {
+                broker_id: broker.id,
+                incarnation_id: broker.incarnation_id,
+                endpoints: broker.endpoints.clone(),
+                rack: broker.rack.clone(),
+            });
+        }
+        for topic in self.topics_sorted() {
+            records.push(MetadataRecord::Topic {
+                name: topic.name.clone(),
+                topic_id: topic.id,
+            });
+            for (&partition_id, partition) in &topic.partitions {
+                records.push(MetadataRecord::Partition {
+                    topic_id: topic.id,
+                    partition_id,
+                    replicas: partition.replicas.clone(),
+                    isr: partition.isr.clone(),
+                    leader: partition.leader,
+                    leader_epoch: partition.leader_epoch,
+                    partition_epoch: partition.partition_epoch,
+                });
+            }
+        }
+        let configs = [
+            (ConfigResourceType::Topic, &self.topic_configs),
+            (ConfigResourceType::Broker, &self.broker_configs),
+        ];
+        for (resource_type, by_resource) in configs {
+            let sorted: BTreeMap<&String, &ConfigMap> = by_resource.iter().collect();
+            for (resource_name, map) in sorted {
+                for (name, value) in map {
+                    records.push(MetadataRecord::Config {
+                        resource_type,
+                        resource_name: resource_name.clone(),
+                        name: name.clone(),
+                        value: Some(value.clone()),
+                    });
+                }
+            }
+        }
+        if self.next_producer_id != 0 {
+            // Which broker received the last block is not part of the image;
+            // -1 names none, and `apply` only keeps the maximum id anyway.
+            records.push(MetadataRecord::ProducerIds {
+                broker_id: -1,
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        records
+    }
+
     /// Applies one record at `offset`. Records that refer to something that
     /// does not exist are ignored, as KRaft's image builders do, so replay
     /// never fails half-way.
@@ -217,6 +279,112 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assert_same_image(a: &MetadataImage, b: &MetadataImage) {
+        assert_eq!(a.offset, b.offset);
+        assert_eq!(a.brokers, b.brokers);
+        assert_eq!(a.topics_by_id, b.topics_by_id);
+        assert_eq!(a.topic_ids_by_name, b.topic_ids_by_name);
+        assert_eq!(a.topic_configs, b.topic_configs);
+        assert_eq!(a.broker_configs, b.broker_configs);
+        assert_eq!(a.next_producer_id, b.next_producer_id);
+    }
+
+    #[test]
+    fn image_to_records_rebuilds_the_same_image() {
+        let mut image = MetadataImage::empty();
+        let kept = Uuid::new_v4();
+        let removed = Uuid::new_v4();
+        let history = vec![
+            MetadataRecord::RegisterBroker {
+                broker_id: 2,
+                incarnation_id: Uuid::new_v4(),
+                endpoints: vec![Endpoint {
+                    name: "PLAINTEXT".into(),
+                    host: "b2".into(),
+                    port: 9092,
+                    security_protocol: 0,
+                }],
+                rack: Some("use1-az1".into()),
+            },
+            MetadataRecord::RegisterBroker {
+                broker_id: 1,
+                incarnation_id: Uuid::new_v4(),
+                endpoints: vec![],
+                rack: None,
+            },
+            MetadataRecord::Topic {
+                name: "kept".into(),
+                topic_id: kept,
+            },
+            MetadataRecord::Topic {
+                name: "removed".into(),
+                topic_id: removed,
+            },
+            MetadataRecord::Partition {
+                topic_id: kept,
+                partition_id: 1,
+                replicas: vec![2, 1],
+                isr: vec![2],
+                leader: 2,
+                leader_epoch: 3,
+                partition_epoch: 5,
+            },
+            MetadataRecord::Partition {
+                topic_id: kept,
+                partition_id: 0,
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+            MetadataRecord::Config {
+                resource_type: ConfigResourceType::Topic,
+                resource_name: "kept".into(),
+                name: "retention.ms".into(),
+                value: Some("1000".into()),
+            },
+            MetadataRecord::Config {
+                resource_type: ConfigResourceType::Topic,
+                resource_name: "removed".into(),
+                name: "retention.ms".into(),
+                value: Some("5".into()),
+            },
+            MetadataRecord::Config {
+                resource_type: ConfigResourceType::Broker,
+                resource_name: String::new(),
+                name: "log.retention.ms".into(),
+                value: Some("7".into()),
+            },
+            MetadataRecord::Config {
+                resource_type: ConfigResourceType::Broker,
+                resource_name: "2".into(),
+                name: "log.cleaner.threads".into(),
+                value: Some("2".into()),
+            },
+            MetadataRecord::ProducerIds {
+                broker_id: 1,
+                next_producer_id: 2000,
+            },
+            MetadataRecord::RemoveTopic { topic_id: removed },
+        ];
+        for (offset, record) in history.iter().enumerate() {
+            image.apply(offset as i64, record);
+        }
+        let records = image.to_records();
+        assert!(!records
+            .iter()
+            .any(|r| matches!(r, MetadataRecord::RemoveTopic { .. })));
+        let mut rebuilt = MetadataImage::empty();
+        for (offset, record) in records.iter().enumerate() {
+            rebuilt.apply(offset as i64, record);
+        }
+        rebuilt.offset = image.offset;
+        assert_same_image(&image, &rebuilt);
+        assert_eq!(rebuilt.to_records(), records, "snapshots are deterministic");
+        assert!(MetadataImage::empty().to_records().is_empty());
+    }
 
     #[test]
     fn applies_topics_partitions_configs_and_removal() {
