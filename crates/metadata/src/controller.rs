@@ -17,9 +17,10 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::image::MetadataImage;
-use crate::metadata_log::{MetadataLog, MetadataLogError};
+use crate::metadata_log::MetadataLogError;
 use crate::placement::{self, PlacementBroker, PlacementError};
 use crate::records::{ConfigResourceType, Endpoint, MetadataRecord};
+use crate::store::{LocalMetadataStore, MetadataStore};
 use crate::topic_name;
 
 /// KRaft refuses requests that would create more partitions than this in one
@@ -148,54 +149,65 @@ pub struct PartitionGrowth {
 pub type CommitOffset = i64;
 
 struct State {
-    log: MetadataLog,
-    image: MetadataImage,
+    /// The image the current operation validates against: refreshed from
+    /// the store when the operation takes the lock and after it commits.
+    image: Arc<MetadataImage>,
     config: ControllerConfig,
 }
 
 /// The metadata controller for this node.
 pub struct Controller {
+    /// Serialises operations, so each validates against the image its
+    /// predecessor produced.
     state: Mutex<State>,
-    image_tx: watch::Sender<Arc<MetadataImage>>,
+    store: Arc<dyn MetadataStore>,
     validator: Arc<dyn ConfigValidator>,
 }
 
 impl Controller {
-    /// Opens the metadata log under `metadata_dir`, replays it into an image
-    /// and returns the controller.
+    /// Opens the local metadata log under `metadata_dir` (a one-node
+    /// cluster), replays it into an image and returns the controller.
     pub fn open(
         metadata_dir: &Path,
         config: ControllerConfig,
         validator: Arc<dyn ConfigValidator>,
     ) -> Result<Arc<Controller>, MetadataLogError> {
-        let (log, batches) = MetadataLog::open(metadata_dir)?;
-        let mut image = MetadataImage::empty();
-        for batch in batches {
-            for (i, record) in batch.records.iter().enumerate() {
-                image.apply(batch.offset + i as i64, record);
-            }
-        }
-        tracing::info!(
-            offset = image.offset,
-            topics = image.topics_by_id.len(),
-            "metadata log replayed"
-        );
-        let (image_tx, _) = watch::channel(Arc::new(image.clone()));
-        Ok(Arc::new(Controller {
-            state: Mutex::new(State { log, image, config }),
-            image_tx,
+        let store = Arc::new(LocalMetadataStore::open(metadata_dir)?);
+        Ok(Controller::with_store(store, config, validator))
+    }
+
+    /// A controller over any [`MetadataStore`] (the Raft quorum in a
+    /// cluster).
+    pub fn with_store(
+        store: Arc<dyn MetadataStore>,
+        config: ControllerConfig,
+        validator: Arc<dyn ConfigValidator>,
+    ) -> Arc<Controller> {
+        Arc::new(Controller {
+            state: Mutex::new(State {
+                image: store.image(),
+                config,
+            }),
+            store,
             validator,
-        }))
+        })
+    }
+
+    /// Takes the operation lock with the latest committed image.
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        let mut state = self.state.lock();
+        state.image = self.store.image();
+        state
     }
 
     /// The latest published image.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image_tx.borrow().clone()
+        self.store.image()
     }
 
     /// A receiver that sees every image published from now on.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        self.image_tx.subscribe()
+        self.store.subscribe()
     }
 
     /// Replaces the defaults (after a dynamic config change).
@@ -210,7 +222,7 @@ impl Controller {
         endpoints: Vec<Endpoint>,
         rack: Option<String>,
     ) -> Result<CommitOffset, ApiError> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let record = MetadataRecord::RegisterBroker {
             broker_id,
             incarnation_id: Uuid::new_v4(),
@@ -224,7 +236,7 @@ impl Controller {
     /// AllocateProducerIds, KIP-730) and returns the first; the block is
     /// committed to the metadata log before it is returned.
     pub fn allocate_producer_ids(&self, broker_id: i32, block_size: i64) -> Result<i64, ApiError> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let first = state.image.next_producer_id;
         let record = MetadataRecord::ProducerIds {
             broker_id,
@@ -241,7 +253,7 @@ impl Controller {
         specs: Vec<CreateTopicSpec>,
         validate_only: bool,
     ) -> (Vec<Result<CreatedTopic, ApiError>>, CommitOffset) {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let mut seen = HashSet::new();
         let duplicates: HashSet<String> = specs
             .iter()
@@ -409,7 +421,7 @@ impl Controller {
         &self,
         topics: Vec<TopicRef>,
     ) -> (Vec<Result<DeletedTopic, ApiError>>, CommitOffset) {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let mut records = Vec::new();
         let mut deleted = HashSet::new();
         let mut results = Vec::with_capacity(topics.len());
@@ -464,7 +476,7 @@ impl Controller {
         requests: Vec<PartitionGrowth>,
         validate_only: bool,
     ) -> (Vec<Result<(), ApiError>>, CommitOffset) {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let mut seen = HashSet::new();
         let duplicates: HashSet<String> = requests
             .iter()
@@ -509,7 +521,7 @@ impl Controller {
         changes: Vec<ConfigChange>,
         validate_only: bool,
     ) -> (Vec<Result<(), ApiError>>, CommitOffset) {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(changes.len());
         for change in changes {
@@ -645,17 +657,8 @@ impl Controller {
         state: &mut State,
         records: Vec<MetadataRecord>,
     ) -> Result<CommitOffset, ApiError> {
-        let first = state.log.append(&records).map_err(|e| {
-            tracing::error!(error = %e, "metadata log append failed");
-            ApiError::new(ErrorCode::KafkaStorageError, e.to_string())
-        })?;
-        let mut image = state.image.clone();
-        for (i, record) in records.iter().enumerate() {
-            image.apply(first + i as i64, record);
-        }
-        state.image = image.clone();
-        let offset = image.offset;
-        self.image_tx.send_replace(Arc::new(image));
+        let offset = self.store.append(records)?;
+        state.image = self.store.image();
         Ok(offset)
     }
 }

@@ -7,15 +7,17 @@
 //! (create topics, alter configs …), turns it into records, appends them and
 //! publishes the new image to every subscriber.
 //!
-//! Today the log is a single local file ([`metadata_log::MetadataLog`]); the
-//! replication issue puts the same records behind a Raft quorum without
-//! changing the image or the controller's interface.
+//! The controller appends through a [`store::MetadataStore`]: a single local
+//! file ([`store::LocalMetadataStore`] over [`metadata_log::MetadataLog`]) for
+//! a one-node cluster, the Raft quorum (`millrace-quorum`) for a cluster, with
+//! the same records, image and controller either way.
 //!
 //! # Layout
 //!
 //! - [`records`]: the record types, serialised as JSON lines.
 //! - [`image`]: the applied state (`*_table` in Redpanda's terms).
 //! - [`metadata_log`]: the durable, append-only record log with torn-tail recovery.
+//! - [`store`]: where committed records live (local log or quorum).
 //! - [`controller`]: validation and record generation (the `*_frontend`).
 //! - [`topic_name`]: Kafka's topic-name rules.
 //! - [`placement`]: replica assignment for new partitions.
@@ -27,6 +29,7 @@ pub mod image;
 pub mod metadata_log;
 pub mod placement;
 pub mod records;
+pub mod store;
 pub mod topic_name;
 
 pub use controller::Controller;
