@@ -274,6 +274,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut answers = Vec::new();
         let published = {
             let mut applied = self.shared.applied.lock();
+            let offset_before = applied.image.offset;
             for entry in entries {
                 applied.last_applied = Some(entry.log_id);
                 match entry.payload {
@@ -299,11 +300,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.snapshot_requested = true;
                 let _ = self.shared.snapshot_wanted.send(());
             }
-            Arc::new(applied.image.clone())
+            // Blank and membership entries leave the image as it was:
+            // subscribers hear only of images with new records.
+            (applied.image.offset != offset_before).then(|| Arc::new(applied.image.clone()))
         };
-        // Published after the entries are applied, so `Quorum::append`
+        // Published before the answers go back, so `Quorum::append`
         // returning implies `image()` shows the batch.
-        self.shared.image_tx.send_replace(published);
+        if let Some(image) = published {
+            self.shared.image_tx.send_replace(image);
+        }
         Ok(answers)
     }
 

@@ -243,3 +243,71 @@ async fn the_snapshot_restores_every_kind_of_record() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_id_zero_works_and_forward_without_a_handler_is_refused() {
+    bounded(Duration::from_secs(30), async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = free_addrs(1)[0];
+        let voters = [(0, addr)].into_iter().collect();
+        let cfg = config(0, &voters, addr, dir.path());
+        let node = Quorum::start(cfg.clone()).await.expect("start");
+        assert_eq!(agreed_leader(&[&node]).await, 0);
+        assert_eq!(node.append(vec![record("z")]).await.expect("append"), 0);
+        assert!(matches!(
+            node.forward(bytes::Bytes::from_static(b"x")).await,
+            Err(millrace_quorum::QuorumError::Remote(_))
+        ));
+        node.shutdown().await;
+        let node = Quorum::start(cfg).await.expect("restart");
+        assert_eq!(node.image().offset, 0);
+        assert_eq!(agreed_leader(&[&node]).await, 0);
+        assert_eq!(node.append(vec![record("zz")]).await.expect("append"), 1);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_the_connection_and_the_node_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bounded(Duration::from_secs(30), async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let voters = voters(1);
+        let listen = voters[&1];
+        let node = Quorum::start(config(1, &voters, listen, dir.path()))
+            .await
+            .expect("start");
+        agreed_leader(&[&node]).await;
+        let garbage: [&[u8]; 4] = [
+            // A length far above the frame limit.
+            &[0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+            // A well-framed body that is not JSON.
+            &[0, 0, 0, 3, b'a', b'b', b'c'],
+            // JSON, but no known request.
+            b"\x00\x00\x00\x0e{\"Nope\":[1,2]}",
+            // A truncated frame, then the client hangs up.
+            &[0, 0, 0, 9, b'{'],
+        ];
+        for bytes in garbage {
+            let mut stream = tokio::net::TcpStream::connect(listen)
+                .await
+                .expect("connect");
+            stream.write_all(bytes).await.expect("write");
+            if bytes.len() == 5 {
+                continue;
+            }
+            let mut buf = [0u8; 16];
+            let read = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+                .await
+                .expect("closed in time");
+            assert!(
+                matches!(read, Ok(0) | Err(_)),
+                "connection closed: {read:?}"
+            );
+        }
+        assert_eq!(node.append(vec![record("still")]).await.expect("append"), 0);
+        node.shutdown().await;
+    })
+    .await;
+}
