@@ -32,23 +32,73 @@
 //!   the active controller hands CreateTopics and the like to the one that
 //!   is.
 //!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//!
+//! use futures::FutureExt;
+//! use millrace_quorum::{Quorum, QuorumConfig, QuorumError};
+//!
+//! # async fn run(records: Vec<millrace_metadata::records::MetadataRecord>) -> Result<(), QuorumError> {
+//! let voters: BTreeMap<i32, SocketAddr> = (1..=3)
+//!     .map(|id| (id, SocketAddr::from(([10, 0, 0, id as u8], 9093))))
+//!     .collect();
+//! let config = QuorumConfig::new(1, voters, ([10, 0, 0, 1], 9093).into(), "/var/lib/millrace/quorum".into());
+//! let quorum = Quorum::start(config).await?;
+//! // The active controller answers what other brokers forward to it.
+//! quorum.set_request_handler(Arc::new(|request| async move { request }.boxed()));
+//! match quorum.append(records).await {
+//!     Ok(offset) => println!("committed up to offset {offset}"),
+//!     Err(QuorumError::NotLeader { leader }) => println!("ask node {leader:?}"),
+//!     Err(e) => return Err(e),
+//! }
+//! let mut images = quorum.subscribe();
+//! while images.changed().await.is_ok() {
+//!     println!("metadata now at offset {}", images.borrow().offset);
+//! }
+//! quorum.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Durability
 //!
 //! Log entries, the vote and the commit point are fsynced before they are
-//! acknowledged (see [`log_store`](crate::log_store) for the files); a
-//! restarted node loads its latest snapshot and re-applies the committed
-//! log after it, so it never shows an older image than it showed before.
-//! After [`QuorumConfig::snapshot_every_records`] records a node writes a
-//! snapshot (the records of `MetadataImage::to_records`) and purges the log
-//! it covers; a follower too far behind receives the snapshot instead.
+//! acknowledged; a restarted node loads its latest snapshot and re-applies
+//! the committed log after it, so it never shows an older image than it
+//! showed before. After [`QuorumConfig::snapshot_every_records`] records a
+//! node writes a snapshot (the records of `MetadataImage::to_records`) and
+//! purges the log it covers, keeping
+//! [`QuorumConfig::entries_kept_after_snapshot`] entries; a follower too far
+//! behind receives the snapshot instead of the log.
+//!
+//! Files in [`QuorumConfig::data_dir`]:
+//!
+//! ```text
+//! quorum.node   the node id the dir belongs to (another id refuses to start)
+//! raft.log      checked lines "<crc32c hex> <JSON>\n": a header naming the
+//!               last purged entry, then one line per Raft entry; a torn last
+//!               line is cut at start, damage elsewhere refuses to start
+//! vote          the vote (term, voted-for), replaced atomically
+//! committed     the last known commit point, replaced atomically
+//! snapshot      the latest snapshot: Raft position, membership, image
+//!               offset and records, replaced atomically
+//! ```
+//!
+//! "Replaced atomically" means written to `<name>.tmp`, fsynced, renamed,
+//! and the directory fsynced; purging rewrites `raft.log` the same way.
 //!
 //! # Network
 //!
 //! One TCP listener per node ([`QuorumConfig::listen`], Kafka's CONTROLLER
-//! listener) carries length-prefixed JSON frames: Raft's AppendEntries, Vote
-//! and InstallSnapshot, forwarded requests and observer joins (see
-//! [`network`](crate::network)). There is no authentication yet: only
-//! voters and observers must be able to reach it.
+//! listener) carries frames of a 4-byte big-endian length and a JSON body:
+//! Raft's AppendEntries, Vote and InstallSnapshot, forwarded requests and
+//! observer joins, one request at a time per connection. Connections are
+//! kept per peer and reused; a broken one is replaced. A frame over 64 MiB
+//! or one that does not decode closes its connection. There is no
+//! authentication yet: only voters and observers must be able to reach the
+//! listener.
 //!
 //! # Timing
 //!
@@ -109,15 +159,17 @@ pub struct QuorumConfig {
     /// Holds the Raft log, vote, commit point and snapshot; created if missing.
     pub data_dir: PathBuf,
     /// A follower that hears no leader for a random time in
-    /// `[election_timeout_min_ms, election_timeout_max_ms)` campaigns
-    /// (Kafka: `controller.quorum.election.timeout.ms` = 1000, and the fetch
-    /// timeout of 2000 after which a follower gives up on its leader).
+    /// `[election_timeout_min_ms, election_timeout_max_ms)` campaigns.
+    /// Default 2000 to 3000: Kafka's `controller.quorum.fetch.timeout.ms`
+    /// (2000, after which a follower gives up on its leader) plus up to
+    /// `controller.quorum.election.backoff.max.ms` (1000).
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomised election timeout.
     pub election_timeout_max_ms: u64,
-    /// How often the leader heartbeats; also openraft's AppendEntries
-    /// timeout, so well above fsync latency and well below the election
-    /// timeout.
+    /// How often the leader heartbeats (default 500). openraft 0.9 also
+    /// uses it as the timeout of every AppendEntries, so it should cover
+    /// sending, fsyncing and answering the largest batch; a slower one is
+    /// retried (the follower kept it) and only delays the commit.
     pub heartbeat_interval_ms: u64,
     /// Take a snapshot after this many records since the last one (Kafka
     /// counts bytes, `metadata.log.max.record.bytes.between.snapshots`).
@@ -144,9 +196,9 @@ impl QuorumConfig {
             voters,
             listen,
             data_dir,
-            election_timeout_min_ms: 1000,
-            election_timeout_max_ms: 2000,
-            heartbeat_interval_ms: 250,
+            election_timeout_min_ms: 2000,
+            election_timeout_max_ms: 3000,
+            heartbeat_interval_ms: 500,
             snapshot_every_records: 20_000,
             entries_kept_after_snapshot: 1000,
             request_timeout_ms: 10_000,

@@ -126,7 +126,7 @@ async fn handle(context: &ServerContext, request: Request) -> Response {
 }
 
 /// The leader this node knows of, or `None` if it is the leader itself.
-fn not_leader<T>(context: &ServerContext) -> Option<LeaderReply<T>> {
+fn redirect_unless_leader<T>(context: &ServerContext) -> Option<LeaderReply<T>> {
     let metrics = context.raft.metrics();
     let metrics = metrics.borrow();
     if metrics.state == ServerState::Leader && metrics.current_leader == Some(context.node_id) {
@@ -139,7 +139,7 @@ fn not_leader<T>(context: &ServerContext) -> Option<LeaderReply<T>> {
 }
 
 async fn serve_forwarded(context: &ServerContext, body: Vec<u8>) -> LeaderReply<Vec<u8>> {
-    if let Some(reply) = not_leader(context) {
+    if let Some(reply) = redirect_unless_leader(context) {
         return reply;
     }
     let handler = context.handler.read().clone();
@@ -155,7 +155,7 @@ async fn admit_observer(context: &ServerContext, node_id: NodeId, addr: String) 
             "node {node_id} is a voter and cannot join as an observer"
         ));
     }
-    if let Some(reply) = not_leader(context) {
+    if let Some(reply) = redirect_unless_leader(context) {
         return reply;
     }
     let node = BasicNode::new(addr);

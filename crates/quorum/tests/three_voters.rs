@@ -331,3 +331,49 @@ async fn an_observer_receives_every_record_without_voting() {
     })
     .await;
 }
+
+/// KRaft's largest user operation, 10,000 partitions, is one batch of about
+/// 1.7 MB of JSON. openraft 0.9 times every AppendEntries out after the
+/// heartbeat interval, and each retry costs the same encoding and decoding
+/// again, so the interval must cover the largest batch: in a debug build on
+/// a busy two-core machine one attempt takes a few hundred milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_thousand_partition_batch_replicates() {
+    bounded(Duration::from_secs(120), async {
+        let cluster = Cluster::start(3, |c| {
+            c.heartbeat_interval_ms = 1_000;
+            c.election_timeout_min_ms = 3_000;
+            c.election_timeout_max_ms = 4_500;
+            c.request_timeout_ms = 30_000;
+        })
+        .await;
+        agreed_leader(&cluster.running()).await;
+        let topic_id = uuid::Uuid::new_v4();
+        let mut batch = vec![millrace_metadata::records::MetadataRecord::Topic {
+            name: "big".into(),
+            topic_id,
+        }];
+        // KRaft's largest user operation: 10,000 partitions in one batch.
+        for partition_id in 0..10_000 {
+            batch.push(millrace_metadata::records::MetadataRecord::Partition {
+                topic_id,
+                partition_id,
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2, 3],
+                leader: 1 + partition_id % 3,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        let offset = append_anywhere(&cluster.running(), batch).await;
+        for node in cluster.running() {
+            caught_up(node, offset).await;
+            assert_eq!(
+                node.image().topic("big").expect("topic").partitions.len(),
+                10_000
+            );
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
