@@ -26,6 +26,7 @@ use std::time::Duration;
 use millrace_config::BrokerConfig;
 use millrace_metadata::controller::ControllerConfig;
 use millrace_metadata::records::Endpoint;
+use millrace_metadata::store::MetadataStore;
 use millrace_metadata::{Controller, MetadataImage};
 use millrace_protocol::ErrorCode;
 use millrace_storage::{LogManager, LogManagerOptions};
@@ -37,6 +38,7 @@ use crate::config_bridge::{self, MillraceConfigValidator};
 use crate::coordinators::Coordinators;
 use crate::fetch_session::FetchSessionCache;
 use crate::partition_manager::PartitionManager;
+use crate::replication::ReplicaManager;
 use crate::server;
 use crate::settings::BrokerSettings;
 use crate::topic_settings::TopicSettings;
@@ -87,6 +89,7 @@ pub struct Broker {
     fetch_sessions: FetchSessionCache,
     topic_settings: RwLock<HashMap<String, Arc<TopicSettings>>>,
     coordinators: Coordinators,
+    replication: Arc<ReplicaManager>,
     shutdown: CancellationToken,
 }
 
@@ -133,6 +136,16 @@ impl RunningBroker {
 impl Broker {
     /// Starts a broker from its configuration (see the module docs for the order).
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BootError> {
+        Broker::start_with_store(config, None).await
+    }
+
+    /// Starts a broker whose controller appends to `store` instead of the
+    /// local metadata log under `metadata.log.dir`: the Raft quorum in a
+    /// cluster, or (in tests) one store shared by brokers in one process.
+    pub async fn start_with_store(
+        config: BrokerConfig,
+        store: Option<Arc<dyn MetadataStore>>,
+    ) -> Result<RunningBroker, BootError> {
         let config = Arc::new(config);
         let settings = Arc::new(BrokerSettings::resolve(
             config.clone(),
@@ -144,11 +157,15 @@ impl Broker {
         let cluster_id = prepare_log_dirs(&settings)?;
 
         // 2. Metadata.
-        let controller = Controller::open(
-            &settings.metadata_log_dir,
-            controller_config(&settings),
-            Arc::new(MillraceConfigValidator::new(config.clone())),
-        )?;
+        let validator = Arc::new(MillraceConfigValidator::new(config.clone()));
+        let controller = match store {
+            Some(store) => Controller::with_store(store, controller_config(&settings), validator),
+            None => Controller::open(
+                &settings.metadata_log_dir,
+                controller_config(&settings),
+                validator,
+            )?,
+        };
         let image = controller.image();
         let settings = Arc::new(BrokerSettings::resolve(config.clone(), &image));
 
@@ -240,6 +257,7 @@ impl Broker {
             node_id,
             cluster_id,
             coordinators: Coordinators::new(weak.clone(), &config),
+            replication: Arc::new(ReplicaManager::new(weak.clone(), &config)),
             static_config: config,
             fetch_sessions: FetchSessionCache::new(settings.fetch_session_cache_slots),
             settings: RwLock::new(settings),
@@ -253,6 +271,7 @@ impl Broker {
         // 6. Background work and accept loops.
         log_manager.start_background_tasks();
         let tasks = TaskTracker::new();
+        tasks.spawn(broker.replication.clone().run_isr_upkeep());
         {
             let broker = broker.clone();
             let mut images = broker.controller.subscribe();
@@ -302,6 +321,7 @@ impl Broker {
             },
             remove_strays,
         );
+        self.replication.sync(&self.partitions.all(), self.node_id);
         self.coordinators.sync_leadership(image, self.node_id);
         self.partitions.mark_applied(image.offset);
     }

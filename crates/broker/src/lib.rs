@@ -15,6 +15,7 @@
 //! - [`handlers`]: one file per Kafka API, plus the registry.
 //! - [`partition_manager`], [`partition`]: hosted partitions, leadership,
 //!   high watermark, appends and reads.
+//! - [`replication`]: replica fetchers (followers) and ISR upkeep (leaders).
 //! - [`log_validator`]: produce-path record validation (Kafka's `LogValidator`).
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`settings`], [`topic_settings`], [`config_bridge`]: the config model
@@ -31,6 +32,7 @@ pub mod handlers;
 pub mod log_validator;
 pub mod partition;
 pub mod partition_manager;
+pub mod replication;
 pub mod request_context;
 pub mod server;
 pub mod settings;

@@ -7,13 +7,15 @@
 //! ISR of one, the log end offset), so replication adds followers without
 //! changing what produce and fetch see.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use millrace_protocol::records::BatchIter;
 use millrace_protocol::ErrorCode;
 use millrace_storage::{AbortedTxn, Log, ProducerStateError, StorageError};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -42,6 +44,24 @@ pub enum Isolation {
     ReadUncommitted,
     /// Up to the last stable offset (transactions decided).
     ReadCommitted,
+    /// Up to the log end offset: a follower replicating the leader.
+    Follower,
+}
+
+/// What the leader knows of one follower, from its fetches; the high
+/// watermark and ISR membership are decided from it, as in Kafka's
+/// `Replica` state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FollowerProgress {
+    /// The follower's log end offset (its last fetch offset), -1 until it
+    /// fetched under the current leader epoch.
+    log_end_offset: i64,
+    /// When the follower was last fully caught up with the leader.
+    last_caught_up_ms: i64,
+    /// When it last fetched.
+    last_fetch_ms: i64,
+    /// The leader's log end offset at that fetch.
+    leader_end_at_last_fetch: i64,
 }
 
 /// A successful leader append.
@@ -82,6 +102,13 @@ pub struct Partition {
     leader: RwLock<LeaderState>,
     settings: RwLock<Arc<TopicSettings>>,
     new_data: Notify,
+    /// Followers' progress while this broker leads.
+    followers: Mutex<HashMap<i32, FollowerProgress>>,
+    /// The log end offset when this broker became leader of the current
+    /// epoch: a follower joins the ISR only once it has reached it.
+    leader_epoch_start_offset: Mutex<i64>,
+    /// An AlterPartition (ISR change) is on its way to the controller.
+    isr_change_in_flight: AtomicBool,
 }
 
 impl Partition {
@@ -102,10 +129,14 @@ impl Partition {
             index,
             node_id,
             log,
-            leader: RwLock::new(leader),
+            leader: RwLock::new(leader.clone()),
             settings: RwLock::new(settings),
             new_data: Notify::new(),
+            followers: Mutex::new(HashMap::new()),
+            leader_epoch_start_offset: Mutex::new(0),
+            isr_change_in_flight: AtomicBool::new(false),
         };
+        partition.reset_followers(&leader, None);
         partition.maybe_advance_high_watermark();
         partition
     }
@@ -142,16 +173,148 @@ impl Partition {
 
     /// Applies new leadership from the metadata image.
     pub fn update_leader_state(&self, state: LeaderState) {
-        let changed = {
+        let previous = {
             let mut current = self.leader.write();
-            let changed = *current != state;
-            *current = state;
-            changed
+            if *current == state {
+                return;
+            }
+            std::mem::replace(&mut *current, state.clone())
         };
-        if changed {
-            self.maybe_advance_high_watermark();
-            self.new_data.notify_waiters();
+        if previous.partition_epoch != state.partition_epoch {
+            self.isr_change_in_flight.store(false, Ordering::Release);
         }
+        self.reset_followers(&state, Some(&previous));
+        self.maybe_advance_high_watermark();
+        self.new_data.notify_waiters();
+    }
+
+    /// Starts follower tracking afresh when this broker becomes leader (or
+    /// the epoch changes), and follows replica-set changes otherwise.
+    fn reset_followers(&self, state: &LeaderState, previous: Option<&LeaderState>) {
+        let mut followers = self.followers.lock();
+        if state.leader != self.node_id {
+            followers.clear();
+            return;
+        }
+        let now = now_ms();
+        let new_term = previous
+            .is_none_or(|p| p.leader != self.node_id || p.leader_epoch != state.leader_epoch);
+        if new_term {
+            followers.clear();
+            *self.leader_epoch_start_offset.lock() = self.log.log_end_offset();
+        }
+        followers.retain(|id, _| state.replicas.contains(id));
+        for &replica in &state.replicas {
+            if replica != self.node_id {
+                // Kafka counts every follower caught up at the start of a
+                // term, so the ISR is not shrunk before it could fetch.
+                followers.entry(replica).or_insert(FollowerProgress {
+                    log_end_offset: -1,
+                    last_caught_up_ms: now,
+                    last_fetch_ms: now,
+                    leader_end_at_last_fetch: -1,
+                });
+            }
+        }
+    }
+
+    /// Records a follower's fetch at `fetch_offset` (its log end offset) and
+    /// advances the high watermark if the ISR now holds more.
+    pub fn record_follower_fetch(
+        &self,
+        replica_id: i32,
+        fetch_offset: i64,
+    ) -> Result<(), ErrorCode> {
+        {
+            let state = self.leader.read();
+            if state.leader != self.node_id {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+            if !state.replicas.contains(&replica_id) {
+                // Kafka: a fetch from a broker that is not a replica.
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+        }
+        let now = now_ms();
+        let leader_end = self.log.log_end_offset();
+        {
+            let mut followers = self.followers.lock();
+            let Some(progress) = followers.get_mut(&replica_id) else {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            };
+            if fetch_offset >= leader_end {
+                progress.last_caught_up_ms = now;
+            } else if progress.leader_end_at_last_fetch >= 0
+                && fetch_offset >= progress.leader_end_at_last_fetch
+            {
+                progress.last_caught_up_ms = progress.last_caught_up_ms.max(progress.last_fetch_ms);
+            }
+            progress.log_end_offset = fetch_offset;
+            progress.last_fetch_ms = now;
+            progress.leader_end_at_last_fetch = leader_end;
+        }
+        self.maybe_advance_high_watermark();
+        Ok(())
+    }
+
+    /// The ISR this leader wants now, if it differs from the current one and
+    /// no change is already in flight: followers that have not caught up for
+    /// `lag_max_ms` leave, followers that reached the high watermark and the
+    /// start of this leader's epoch join (Kafka's `maybeShrinkIsr` /
+    /// `maybeExpandIsr`). Marks the change in flight; the caller sends it to
+    /// the controller and calls [`Partition::isr_change_failed`] if refused.
+    pub fn wanted_isr_change(&self, lag_max_ms: i64) -> Option<LeaderState> {
+        let state = self.leader.read().clone();
+        if state.leader != self.node_id || self.isr_change_in_flight.load(Ordering::Acquire) {
+            return None;
+        }
+        let now = now_ms();
+        let high_watermark = self.high_watermark();
+        let epoch_start = *self.leader_epoch_start_offset.lock();
+        let followers = self.followers.lock();
+        let mut isr: Vec<i32> = state
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| {
+                *r == self.node_id
+                    || followers
+                        .get(r)
+                        .is_some_and(|p| now - p.last_caught_up_ms <= lag_max_ms)
+            })
+            .collect();
+        for (&replica, progress) in followers.iter() {
+            if !isr.contains(&replica)
+                && progress.log_end_offset >= high_watermark
+                && progress.log_end_offset >= epoch_start
+                && now - progress.last_caught_up_ms <= lag_max_ms
+            {
+                isr.push(replica);
+            }
+        }
+        drop(followers);
+        let mut sorted_new = isr.clone();
+        sorted_new.sort_unstable();
+        let mut sorted_old = state.isr.clone();
+        sorted_old.sort_unstable();
+        if sorted_new == sorted_old {
+            return None;
+        }
+        // Keep replica order (preferred leader first), as Kafka prints it.
+        let isr: Vec<i32> = state
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| isr.contains(r))
+            .collect();
+        self.isr_change_in_flight.store(true, Ordering::Release);
+        Some(LeaderState { isr, ..state })
+    }
+
+    /// The controller refused (or never answered) an ISR change: allow the
+    /// next attempt.
+    pub fn isr_change_failed(&self) {
+        self.isr_change_in_flight.store(false, Ordering::Release);
     }
 
     /// Applies changed topic configs (retention, segment size, …).
@@ -354,6 +517,7 @@ impl Partition {
         let limit = match isolation {
             Isolation::ReadUncommitted => high_watermark,
             Isolation::ReadCommitted => last_stable_offset,
+            Isolation::Follower => self.log.log_end_offset(),
         };
         let read = self
             .log
@@ -373,17 +537,56 @@ impl Partition {
         })
     }
 
-    /// Advances the high watermark to the smallest log end offset of the ISR.
-    /// Followers arrive with replication; until then the ISR is this broker.
+    /// As leader, advances the high watermark to the smallest log end
+    /// offset over the ISR (never backwards); a follower of the ISR that has
+    /// not fetched in this epoch holds it where it is.
     fn maybe_advance_high_watermark(&self) {
         let state = self.leader.read();
         if state.leader != self.node_id {
             return;
         }
-        if state.isr.iter().all(|&r| r == self.node_id) {
-            self.log.update_high_watermark(self.log.log_end_offset());
+        let mut candidate = self.log.log_end_offset();
+        {
+            let followers = self.followers.lock();
+            for replica in state.isr.iter().filter(|&&r| r != self.node_id) {
+                match followers.get(replica) {
+                    Some(p) if p.log_end_offset >= 0 => candidate = candidate.min(p.log_end_offset),
+                    _ => return,
+                }
+            }
+        }
+        if candidate > self.log.high_watermark() {
+            self.log.update_high_watermark(candidate);
+            self.new_data.notify_waiters();
         }
     }
+
+    /// As follower, appends batches fetched from the leader (offsets and
+    /// epochs as the leader assigned them) and takes the leader's high
+    /// watermark, capped at what this replica holds.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+    ) -> Result<(), ErrorCode> {
+        if !records.is_empty() {
+            self.log
+                .append_as_follower(records)
+                .map_err(|e| storage_error_code(&self.display, &e))?;
+        }
+        let high_watermark = leader_high_watermark.min(self.log.log_end_offset());
+        if high_watermark != self.log.high_watermark() {
+            self.log.update_high_watermark(high_watermark);
+        }
+        self.new_data.notify_waiters();
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The offset after the last batch in `records` (whole batches from the log).

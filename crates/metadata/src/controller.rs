@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::image::MetadataImage;
+use crate::image::{MetadataImage, PartitionRegistration};
 use crate::metadata_log::MetadataLogError;
 use crate::placement::{self, PlacementBroker, PlacementError};
 use crate::records::{ConfigResourceType, Endpoint, MetadataRecord};
@@ -145,6 +145,23 @@ pub struct PartitionGrowth {
     pub assignments: Option<Vec<Vec<i32>>>,
 }
 
+/// An ISR change a partition leader asks for (AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterPartitionSpec {
+    /// The topic.
+    pub topic_id: Uuid,
+    /// The partition.
+    pub partition: i32,
+    /// The broker asking: must be the leader.
+    pub leader_id: i32,
+    /// The leader epoch it leads in.
+    pub leader_epoch: i32,
+    /// The partition epoch its view is based on.
+    pub partition_epoch: i32,
+    /// The ISR it wants.
+    pub new_isr: Vec<i32>,
+}
+
 /// Result of a successful write: the offset after which the change is visible.
 pub type CommitOffset = i64;
 
@@ -244,6 +261,74 @@ impl Controller {
         };
         self.commit(&mut state, vec![record])?;
         Ok(first)
+    }
+
+    /// AlterPartition (KIP-497): the leader of a partition changes its ISR
+    /// (a follower fell behind or caught up). Checked as Kafka's controller
+    /// does: a stale leader epoch is FENCED_LEADER_EPOCH, a stale partition
+    /// epoch INVALID_UPDATE_VERSION, an ISR that is not a subset of the
+    /// replicas or lacks the leader INVALID_REQUEST, an unregistered broker
+    /// INELIGIBLE_REPLICA. Returns the committed registration.
+    pub fn alter_partition(
+        &self,
+        change: AlterPartitionSpec,
+    ) -> Result<(PartitionRegistration, CommitOffset), ApiError> {
+        let mut state = self.lock();
+        let topic = state
+            .image
+            .topic_by_id(&change.topic_id)
+            .ok_or_else(|| ApiError::code(ErrorCode::UnknownTopicId))?;
+        let current = topic
+            .partitions
+            .get(&change.partition)
+            .cloned()
+            .ok_or_else(|| ApiError::code(ErrorCode::UnknownTopicOrPartition))?;
+        if change.leader_epoch < current.leader_epoch {
+            return Err(ApiError::code(ErrorCode::FencedLeaderEpoch));
+        }
+        if change.leader_epoch > current.leader_epoch {
+            return Err(ApiError::code(ErrorCode::UnknownLeaderEpoch));
+        }
+        if change.leader_id != current.leader {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("broker {} is not the leader", change.leader_id),
+            ));
+        }
+        if change.partition_epoch != current.partition_epoch {
+            return Err(ApiError::code(ErrorCode::InvalidUpdateVersion));
+        }
+        if !change.new_isr.contains(&change.leader_id)
+            || change.new_isr.iter().any(|r| !current.replicas.contains(r))
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the ISR must be a subset of the replicas and contain the leader",
+            ));
+        }
+        if change
+            .new_isr
+            .iter()
+            .any(|r| !state.image.brokers.contains_key(r))
+        {
+            return Err(ApiError::code(ErrorCode::IneligibleReplica));
+        }
+        let registration = PartitionRegistration {
+            isr: change.new_isr.clone(),
+            partition_epoch: current.partition_epoch + 1,
+            ..current
+        };
+        let record = MetadataRecord::Partition {
+            topic_id: change.topic_id,
+            partition_id: change.partition,
+            replicas: registration.replicas.clone(),
+            isr: registration.isr.clone(),
+            leader: registration.leader,
+            leader_epoch: registration.leader_epoch,
+            partition_epoch: registration.partition_epoch,
+        };
+        let offset = self.commit(&mut state, vec![record])?;
+        Ok((registration, offset))
     }
 
     /// CreateTopics. Returns one result per spec, in order, and the commit

@@ -86,7 +86,18 @@ impl Handler for FetchHandler {
                 partitions,
             } => (partitions, Session::Incremental(session_id)),
         };
-        let isolation = if request.isolation_level == 1 {
+        // A broker replicating this one names itself (Kafka's replica id):
+        // it reads up to the log end offset and its position moves the
+        // high watermark and the ISR.
+        let replica_id = if version >= 15 {
+            request.replica_state.replica_id.0
+        } else {
+            request.replica_id.0
+        };
+        let follower = (replica_id >= 0).then_some(replica_id);
+        let isolation = if follower.is_some() {
+            Isolation::Follower
+        } else if request.isolation_level == 1 {
             Isolation::ReadCommitted
         } else {
             Isolation::ReadUncommitted
@@ -112,7 +123,15 @@ impl Handler for FetchHandler {
                     n
                 })
                 .collect();
-            let results = read_all(ctx, &image, &partitions, &hosted, max_bytes, isolation);
+            let results = read_all(
+                ctx,
+                &image,
+                &partitions,
+                &hosted,
+                max_bytes,
+                isolation,
+                follower,
+            );
             let bytes: usize = results.iter().map(|r| r.records.len()).sum();
             let any_error = results.iter().any(|r| r.error.is_some());
             if bytes >= min_bytes || any_error || Instant::now() >= deadline {
@@ -123,7 +142,15 @@ impl Handler for FetchHandler {
                     () = tokio::time::sleep_until(deadline) => {}
                     () = shutdown.cancelled() => {}
                 }
-                break read_all(ctx, &image, &partitions, &hosted, max_bytes, isolation);
+                break read_all(
+                    ctx,
+                    &image,
+                    &partitions,
+                    &hosted,
+                    max_bytes,
+                    isolation,
+                    follower,
+                );
             }
             tokio::select! {
                 _ = select_all(wakeups.drain(..)) => {}
@@ -275,6 +302,7 @@ fn read_all(
     hosted: &[Option<Arc<Partition>>],
     max_bytes: usize,
     isolation: Isolation,
+    follower: Option<i32>,
 ) -> Vec<PartitionResult> {
     let mut remaining = max_bytes;
     let mut min_one = true;
@@ -301,6 +329,12 @@ fn read_all(
             if let Err(code) = partition.check_leader(fetch.current_leader_epoch) {
                 result.error = Some(code);
                 return result;
+            }
+            if let Some(replica_id) = follower {
+                if let Err(code) = partition.record_follower_fetch(replica_id, fetch.fetch_offset) {
+                    result.error = Some(code);
+                    return result;
+                }
             }
             let limit = (fetch.max_bytes.max(0) as usize).min(remaining);
             result.report = PartitionReport {
