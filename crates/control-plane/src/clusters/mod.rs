@@ -732,8 +732,8 @@ pub fn stale_version(c: &ClusterRecord) -> ApiError {
     ApiError::bad_request(
         "currentVersion",
         format!(
-            "The current version of the cluster ({}) does not match the version you specified. Describe the cluster to get its current version.",
-            c.current_version
+            "The current version you specified does not match the current version of cluster {}. Describe the cluster to get its current version.",
+            c.name
         ),
     )
 }

@@ -100,6 +100,9 @@ impl ProcessProvisioner {
             .open(broker.data_dir.join("broker.log"))
             .map_err(|e| fail("open broker.log", e))?;
         let log_err = log.try_clone().map_err(|e| fail("open broker.log", e))?;
+        // From spawn to handing the child to its watcher there is no await
+        // point, so a cancelled caller can't leave an untracked process; and
+        // a child dropped unwatched is killed rather than orphaned.
         let child = Command::new(&self.binary)
             .arg("broker")
             .arg("--config")
@@ -107,12 +110,13 @@ impl ProcessProvisioner {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
+            .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(&format!("run {}", self.binary.display()), e))?;
         let pid = child.id().unwrap_or(0);
-        tokio::fs::write(&pid_path, format!("{pid}\n"))
-            .await
-            .map_err(|e| fail("write broker.pid", e))?;
+        if let Err(e) = std::fs::write(&pid_path, format!("{pid}\n")) {
+            tracing::warn!(error = %e, "cannot write broker.pid");
+        }
         tracing::info!(cluster = %cluster.cluster_arn, broker = broker.node_id, pid, "broker started");
 
         let (stop_tx, stop_rx) = oneshot::channel();
