@@ -425,7 +425,10 @@ impl Quorum {
             match raft.initialize(members).await {
                 Ok(()) => tracing::info!(voters = ?voters, "metadata quorum formed"),
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(QuorumError::Config(e.to_string())),
+                Err(e) => {
+                    let _ = raft.shutdown().await;
+                    return Err(QuorumError::Config(e.to_string()));
+                }
             }
         }
 
