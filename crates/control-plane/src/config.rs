@@ -69,6 +69,9 @@ pub struct ControlPlaneConfig {
     pub broker_binary: PathBuf,
     /// The host brokers listen on and advertise.
     pub broker_host: String,
+    /// The ports brokers are given, six each (default 20000–32767: below
+    /// Linux's ephemeral range).
+    pub broker_ports: std::ops::RangeInclusive<u16>,
     /// Wait durations.
     pub timings: Timings,
 }
@@ -86,6 +89,7 @@ impl ControlPlaneConfig {
             subnets: default_subnets("us-east-1"),
             broker_binary: default_broker_binary(),
             broker_host: "127.0.0.1".to_string(),
+            broker_ports: 20000..=32767,
             timings: Timings::default(),
         }
     }

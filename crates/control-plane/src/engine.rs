@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -59,23 +60,44 @@ pub fn ports_in_use(tx: &StoreTx<'_>) -> Result<HashSet<u16>, ApiError> {
     Ok(taken)
 }
 
-/// Six free loopback ports for a new broker, none in `taken` (which they
-/// are added to). The OS picks them; all six are held while picking.
-pub fn allocate_ports(taken: &mut HashSet<u16>) -> Result<BrokerPorts, ApiError> {
+/// Six free loopback ports for a new broker from `range`, none in `taken`
+/// (which they are added to). The range should lie below the kernel's
+/// ephemeral ports (32768 and up on Linux), so that a port kept for a
+/// stopped broker is not handed to some outgoing connection meanwhile. The
+/// scan starts at a random place so that two control planes on one machine
+/// rarely race for the same ports; each port is checked by binding it, and
+/// all six are held while choosing.
+pub fn allocate_ports(
+    taken: &mut HashSet<u16>,
+    range: &RangeInclusive<u16>,
+) -> Result<BrokerPorts, ApiError> {
+    use rand::Rng;
+    let (low, high) = (*range.start() as u32, *range.end() as u32);
+    if high < low + 6 {
+        return Err(ApiError::internal("the broker port range is too small"));
+    }
+    let size = high - low + 1;
+    let start = rand::rng().random_range(0..size);
     let mut held = Vec::new();
     let mut ports = Vec::new();
-    let mut attempts = 0;
-    while ports.len() < 6 {
-        attempts += 1;
-        if attempts > 200 {
-            return Err(ApiError::internal("no free loopback ports"));
+    for i in 0..size {
+        if ports.len() == 6 {
+            break;
         }
-        let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(ApiError::internal)?;
-        let port = listener.local_addr().map_err(ApiError::internal)?.port();
-        if taken.insert(port) {
+        let port = (low + (start + i) % size) as u16;
+        if taken.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            taken.insert(port);
             ports.push(port);
+            held.push(listener);
         }
-        held.push(listener);
+    }
+    if ports.len() < 6 {
+        return Err(ApiError::internal(
+            "no free ports left in the broker port range",
+        ));
     }
     Ok(BrokerPorts {
         plaintext: ports[0],
@@ -98,6 +120,9 @@ struct EngineInner {
     provisioner: Arc<dyn Provisioner>,
     config: ControlPlaneConfig,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The creation or operation task working on each cluster, so that a
+    /// deletion can stop it before removing the brokers.
+    cluster_work: Mutex<HashMap<String, JoinHandle<()>>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -115,6 +140,7 @@ impl Engine {
                 provisioner,
                 config,
                 tasks: Mutex::new(Vec::new()),
+                cluster_work: Mutex::new(HashMap::new()),
                 shutdown,
             }),
         }
@@ -125,6 +151,19 @@ impl Engine {
         let mut tasks = self.inner.tasks.lock();
         tasks.retain(|t| !t.is_finished());
         tasks.push(handle);
+    }
+
+    /// Spawns work on one cluster (creation, operation), tracked so that a
+    /// deletion can cancel it.
+    fn spawn_cluster_work(
+        &self,
+        cluster_arn: &str,
+        f: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let handle = tokio::spawn(f);
+        let mut work = self.inner.cluster_work.lock();
+        work.retain(|_, h| !h.is_finished());
+        work.insert(cluster_arn.to_string(), handle);
     }
 
     /// The directory of a cluster's brokers.
@@ -195,7 +234,8 @@ impl Engine {
     pub fn start_creation(&self, arn: &str) {
         let engine = self.clone();
         let arn = arn.to_string();
-        self.spawn(async move { engine.create(&arn).await });
+        let key = arn.clone();
+        self.spawn_cluster_work(&key, async move { engine.create(&arn).await });
     }
 
     async fn create(&self, arn: &str) {
@@ -259,6 +299,13 @@ impl Engine {
     }
 
     async fn delete(&self, arn: &str) {
+        // Whatever was still being done to the cluster stops first, so that
+        // nothing starts a broker of a cluster being removed.
+        let running = self.inner.cluster_work.lock().remove(arn);
+        if let Some(work) = running {
+            work.abort();
+            let _ = work.await;
+        }
         let (_, spec) = match self.load(arn) {
             Ok(Some(loaded)) => loaded,
             Ok(None) => return,
@@ -287,10 +334,10 @@ impl Engine {
     }
 
     /// Starts carrying out a stored operation.
-    pub fn start_operation(&self, operation_arn: &str) {
+    pub fn start_operation(&self, cluster_arn: &str, operation_arn: &str) {
         let engine = self.clone();
         let arn = operation_arn.to_string();
-        self.spawn(async move { engine.run_operation(&arn).await });
+        self.spawn_cluster_work(cluster_arn, async move { engine.run_operation(&arn).await });
     }
 
     /// Updates the stored operation with `f`.
@@ -724,7 +771,8 @@ impl Engine {
     /// next start resumes from the store.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.inner.tasks.lock());
+        let mut tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.inner.tasks.lock());
+        tasks.extend(self.inner.cluster_work.lock().drain().map(|(_, h)| h));
         for t in &tasks {
             t.abort();
         }

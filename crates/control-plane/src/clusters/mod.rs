@@ -539,7 +539,7 @@ fn create(
         let mut taken = crate::engine::ports_in_use(tx)?;
         let mut brokers = Vec::new();
         for i in 0..settings.number_of_broker_nodes as usize {
-            let ports = crate::engine::allocate_ports(&mut taken)?;
+            let ports = crate::engine::allocate_ports(&mut taken, &state.config.broker_ports)?;
             brokers.push(BrokerRecord {
                 broker_id: i as i32 + 1,
                 client_subnet: subnets[i % subnets.len()].clone(),

@@ -114,7 +114,9 @@ pub fn begin(
         Ok(op)
     })?;
     tracing::info!(cluster = %op.cluster_arn, operation = %op.operation_arn, kind = %op.operation_type, "operation accepted");
-    state.engine.start_operation(&op.operation_arn);
+    state
+        .engine
+        .start_operation(&op.cluster_arn, &op.operation_arn);
     Ok(Json(json!({
         "clusterArn": op.cluster_arn,
         "clusterOperationArn": op.operation_arn,
@@ -258,7 +260,7 @@ pub async fn update_broker_count(
                     ),
                 ));
             }
-            let brokers = new_brokers(tx, c, target_count)?;
+            let brokers = new_brokers(&state, tx, c, target_count)?;
             let ids: Vec<f64> = brokers.iter().map(|b| b.broker_id as f64).collect();
             Ok(updating(
                 "INCREASE_BROKER_COUNT",
@@ -319,6 +321,7 @@ pub async fn update_broker_count(
 /// New brokers to reach `target_count`: ids after the highest ever used,
 /// spread round-robin over the cluster's subnets.
 fn new_brokers(
+    state: &AppState,
     tx: &StoreTx<'_>,
     c: &ClusterRecord,
     target_count: i64,
@@ -340,7 +343,7 @@ fn new_brokers(
                 .map(|b| b.zone_id.clone())
                 .unwrap_or_default(),
             client_subnet: subnet,
-            ports: crate::engine::allocate_ports(&mut taken)?,
+            ports: crate::engine::allocate_ports(&mut taken, &state.config.broker_ports)?,
             added_time: now.clone(),
             node_uuid: uuid::Uuid::new_v4().to_string(),
         });
