@@ -555,6 +555,62 @@ impl Engine {
         }
     }
 
+    /// Starts routine maintenance (MSK's patching): the cluster is
+    /// MAINTENANCE, refusing updates, while every broker is restarted in
+    /// turn and waited for, then ACTIVE again. Returns false, doing
+    /// nothing, unless the cluster is ACTIVE.
+    pub fn start_maintenance(&self, arn: &str) -> Result<bool, ApiError> {
+        let started = self.inner.store.transaction(|tx| {
+            let Some(mut c) = tx.cluster(arn)? else {
+                return Ok(false);
+            };
+            if c.state != ClusterState::Active {
+                return Ok(false);
+            }
+            c.state = ClusterState::Maintenance;
+            tx.put_cluster(&c)?;
+            Ok(true)
+        })?;
+        if started {
+            let engine = self.clone();
+            let key = arn.to_string();
+            let arn = arn.to_string();
+            self.spawn_cluster_work(&key, async move { engine.maintain(&arn).await });
+        }
+        Ok(started)
+    }
+
+    async fn maintain(&self, arn: &str) {
+        let Ok(Some((_, spec))) = self.load(arn) else {
+            return;
+        };
+        for b in &spec.brokers {
+            let restarted = async {
+                self.inner
+                    .provisioner
+                    .restart_broker(&spec, b.node_id)
+                    .await
+                    .map_err(|e| e.0)?;
+                self.wait_healthy(&spec, b.node_id).await
+            };
+            if let Err(e) = restarted.await {
+                tracing::warn!(cluster = arn, broker = b.node_id, error = %e, "maintenance restart failed; the supervisor will heal the broker");
+            }
+            tokio::time::sleep(self.inner.config.timings.rolling_restart_pause).await;
+        }
+        let _ = self.inner.store.transaction(|tx| {
+            let Some(mut c) = tx.cluster(arn)? else {
+                return Ok(());
+            };
+            if c.state == ClusterState::Maintenance {
+                c.state = ClusterState::Active;
+                tx.put_cluster(&c)?;
+            }
+            Ok(())
+        });
+        tracing::info!(cluster = arn, "maintenance done");
+    }
+
     /// Reconciles the stored state with reality after a start: resumes
     /// creations and deletions, fails operations a previous run left
     /// unfinished (undoing half-added brokers), starts the brokers of every

@@ -127,6 +127,12 @@ impl RunningServer {
         self.store.add_credential()
     }
 
+    /// Starts routine maintenance of a cluster (MAINTENANCE while its
+    /// brokers restart one by one); false unless the cluster is ACTIVE.
+    pub fn start_maintenance(&self, cluster_arn: &str) -> Result<bool, crate::error::ApiError> {
+        self.engine.start_maintenance(cluster_arn)
+    }
+
     /// The `export …` lines that point the AWS CLI and SDKs here.
     pub fn env_exports(&self) -> String {
         env_exports(self.addr, &self.region, &self.root)

@@ -3,7 +3,8 @@
 //! and down (one broker per zone removed, its process and data gone),
 //! UpdateClusterKafkaVersion (three steps), UpdateSecurity (new listeners,
 //! new bootstrap strings, rolling restart), UpdateMonitoring and
-//! UpdateStorage; and a broker that stops answering (SIGSTOP) is replaced.
+//! UpdateStorage; a broker that stops answering (SIGSTOP) is replaced; and
+//! routine maintenance restarts every broker while refusing updates.
 
 mod support;
 
@@ -268,6 +269,7 @@ async fn an_unresponsive_broker_is_replaced() {
     let cp = TestControlPlane::start(|c| {
         c.timings.broker_stop_timeout = Duration::from_secs(2);
         c.timings.unhealthy_checks_before_healing = 2;
+        c.timings.rolling_restart_pause = Duration::from_secs(1);
     })
     .await;
     let bngi = cp.dir.join("bngi.json");

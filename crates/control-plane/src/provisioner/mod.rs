@@ -213,6 +213,10 @@ pub trait Provisioner: Send + Sync + 'static {
 
     /// Brokers that stop on their own are announced here.
     fn subscribe_exits(&self) -> broadcast::Receiver<BrokerExit>;
+
+    /// The `host:port` each listener of broker `node_id` really serves
+    /// (client, replication and controller listeners alike).
+    fn broker_endpoints(&self, spec: &ClusterSpec, node_id: i32) -> Vec<(ListenerKind, String)>;
 }
 
 /// `host:port` of broker `b`'s listener `kind`: what bootstrap strings list.

@@ -354,6 +354,16 @@ impl Provisioner for ProcessProvisioner {
     fn subscribe_exits(&self) -> broadcast::Receiver<BrokerExit> {
         self.exits.subscribe()
     }
+
+    fn broker_endpoints(&self, spec: &ClusterSpec, node_id: i32) -> Vec<(ListenerKind, String)> {
+        let Some(b) = spec.broker(node_id) else {
+            return Vec::new();
+        };
+        super::properties::opened_listeners(spec)
+            .into_iter()
+            .map(|k| (k, super::endpoint(b, k)))
+            .collect()
+    }
 }
 
 async fn remove_dir(dir: &Path) -> Result<(), ProvisionError> {

@@ -62,9 +62,9 @@ fn zone_defaults(zone_count: usize) -> Vec<(String, String)> {
     ]
 }
 
-/// The listeners broker `b` opens: the enabled client kinds it can serve,
-/// replication and controller.
-fn opened_listeners(cluster: &ClusterSpec) -> Vec<ListenerKind> {
+/// The listeners every broker of `cluster` opens: the enabled client kinds
+/// the broker can serve, replication and controller.
+pub fn opened_listeners(cluster: &ClusterSpec) -> Vec<ListenerKind> {
     let mut kinds: Vec<ListenerKind> = cluster
         .client_listeners
         .iter()
