@@ -4,6 +4,8 @@
 #
 #   1. kcat (Debian package) if it is missing
 #   2. a Python virtualenv at .venv with tests/python/requirements.txt
+#      (the Kafka clients, pytest, and the AWS CLI the control plane is
+#      tested with)
 #   3. cargo build -p millrace (debug): the binary the black-box suites run
 #   4. cargo fmt --check, cargo clippy -D warnings
 #   5. cargo nextest run --workspace (cargo test --workspace without nextest)
@@ -22,6 +24,9 @@ VENV="$ROOT/.venv"
 REQUIREMENTS="$ROOT/tests/python/requirements.txt"
 LEGACY_REQUIREMENTS="$ROOT/tests/python/requirements-legacy.txt"
 export MILLRACE_BIN="${MILLRACE_BIN:-$ROOT/target/debug/millrace}"
+# The control-plane suites drive the real AWS CLI and botocore from the venv.
+export MILLRACE_AWS_CLI="${MILLRACE_AWS_CLI:-$VENV/bin/aws}"
+export MILLRACE_PYTHON="${MILLRACE_PYTHON:-$VENV/bin/python}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 RUN_START=$(date +%s)
@@ -104,7 +109,7 @@ setup_venv() {
     local stamp="$VENV/.requirements.sha256" want
     want="$(cat "$REQUIREMENTS" "$LEGACY_REQUIREMENTS" | sha256sum | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version.split()[0])')"
     if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-        && "$VENV/bin/python" -c 'import confluent_kafka, kafka, pytest' >/dev/null 2>&1; then
+        && "$VENV/bin/python" -c 'import confluent_kafka, kafka, pytest, botocore' >/dev/null 2>&1; then
         echo "$VENV is up to date"
     else
         if ! [ -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then

@@ -571,6 +571,10 @@ fn kip848_consumer_protocol_group_of_two() {
     let extra = [("group.protocol", "consumer")];
     let a = Member::spawn("a", &bootstrap, &group, &[&topic], &extra, consumed.clone());
     let b = Member::spawn("b", &bootstrap, &group, &[&topic], &extra, consumed.clone());
+    // Both members hold partitions before records flow: a member learns of
+    // a revocation only at its next heartbeat (5 s by default), so records
+    // written earlier could all go to the first member.
+    wait_stable(&[&a, &b], &topic, 4, true);
     let producer = spawn_paced_producer(
         &bootstrap,
         &topic,
@@ -580,7 +584,6 @@ fn kip848_consumer_protocol_group_of_two() {
         50,
         Duration::from_millis(100),
     );
-    wait_stable(&[&a, &b], &topic, 4, true);
     let mut produced = producer.join().expect("producer");
     wait_for(
         Duration::from_secs(60),

@@ -93,6 +93,14 @@ pub struct Broker {
     shutdown: CancellationToken,
 }
 
+/// Where a broker's metadata comes from when it is not its own local log.
+enum Metadata {
+    /// Its own controller over this store.
+    Store(Arc<dyn MetadataStore>),
+    /// A controller shared with other brokers in this process.
+    Controller(Arc<Controller>),
+}
+
 /// A started broker: its addresses and the handle to stop it.
 pub struct RunningBroker {
     broker: Arc<Broker>,
@@ -114,6 +122,18 @@ impl RunningBroker {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), then
     /// flushes every log and writes the clean-shutdown marker.
     pub async fn shutdown(self) -> Result<(), millrace_storage::StorageError> {
+        // Controlled shutdown: leadership moves to other in-sync replicas
+        // before this broker stops answering.
+        let controller = self.broker.controller.clone();
+        let node_id = self.broker.node_id;
+        let moved = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::task::spawn_blocking(move || controller.controlled_shutdown(node_id)),
+        )
+        .await;
+        if !matches!(moved, Ok(Ok(Ok(_)))) {
+            tracing::warn!("controlled shutdown did not complete; stopping anyway");
+        }
         self.broker.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
@@ -146,6 +166,23 @@ impl Broker {
         config: BrokerConfig,
         store: Option<Arc<dyn MetadataStore>>,
     ) -> Result<RunningBroker, BootError> {
+        Broker::start_inner(config, store.map(Metadata::Store)).await
+    }
+
+    /// Starts a broker that uses another broker's controller (brokers in one
+    /// process forming a cluster, for tests: one active controller, as the
+    /// quorum gives between processes).
+    pub async fn start_with_controller(
+        config: BrokerConfig,
+        controller: Arc<Controller>,
+    ) -> Result<RunningBroker, BootError> {
+        Broker::start_inner(config, Some(Metadata::Controller(controller))).await
+    }
+
+    async fn start_inner(
+        config: BrokerConfig,
+        metadata: Option<Metadata>,
+    ) -> Result<RunningBroker, BootError> {
         let config = Arc::new(config);
         let settings = Arc::new(BrokerSettings::resolve(
             config.clone(),
@@ -158,8 +195,11 @@ impl Broker {
 
         // 2. Metadata.
         let validator = Arc::new(MillraceConfigValidator::new(config.clone()));
-        let controller = match store {
-            Some(store) => Controller::with_store(store, controller_config(&settings), validator),
+        let controller = match metadata {
+            Some(Metadata::Controller(controller)) => controller,
+            Some(Metadata::Store(store)) => {
+                Controller::with_store(store, controller_config(&settings), validator)
+            }
             None => Controller::open(
                 &settings.metadata_log_dir,
                 controller_config(&settings),
@@ -251,6 +291,11 @@ impl Broker {
         controller
             .register_broker(node_id, endpoints, settings.rack.clone())
             .map_err(|e| BootError::Register(e.to_string()))?;
+        // The first heartbeat unfences a broker that was fenced when it
+        // stopped and re-elects it where it is the only choice.
+        controller
+            .broker_heartbeat(node_id)
+            .map_err(|e| BootError::Register(e.to_string()))?;
 
         // 5. Partitions.
         let broker = Arc::new_cyclic(|weak| Broker {
@@ -272,6 +317,7 @@ impl Broker {
         log_manager.start_background_tasks();
         let tasks = TaskTracker::new();
         tasks.spawn(broker.replication.clone().run_isr_upkeep());
+        tasks.spawn(broker.clone().run_liveness());
         {
             let broker = broker.clone();
             let mut images = broker.controller.subscribe();
@@ -324,6 +370,38 @@ impl Broker {
         self.replication.sync(&self.partitions.all(), self.node_id);
         self.coordinators.sync_leadership(image, self.node_id);
         self.partitions.mark_applied(image.offset);
+    }
+
+    /// Heartbeats to the controller every `broker.heartbeat.interval.ms`,
+    /// and, as the controller, fences brokers whose session
+    /// (`broker.session.timeout.ms`) expired so their leaderships move.
+    async fn run_liveness(self: Arc<Self>) {
+        let interval =
+            Duration::from_millis(self.static_config.broker_heartbeat_interval_ms().max(1) as u64);
+        let session =
+            Duration::from_millis(self.static_config.broker_session_timeout_ms().max(1) as u64);
+        let unclean = self.static_config.unclean_leader_election_enable();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            let controller = self.controller.clone();
+            let node_id = self.node_id;
+            let result = tokio::task::spawn_blocking(move || {
+                let beat = controller.broker_heartbeat(node_id);
+                let fenced = controller.fence_expired_brokers(session, unclean);
+                (beat, fenced)
+            })
+            .await;
+            match result {
+                Ok((Err(e), _)) | Ok((_, Err(e))) => {
+                    tracing::warn!(error = %e, "heartbeat or session check failed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "liveness task failed"),
+            }
+        }
     }
 
     /// The group and transaction coordinators hosted here.

@@ -4,8 +4,10 @@
 //!
 //! Shows: acks=all writes reach every replica with identical bytes and the
 //! high watermark; consumers read them; a stopped follower leaves the ISR
-//! after `replica.lag.time.max.ms` and acks=all writes go on while the ISR
-//! holds `min.insync.replicas`; below it they fail with NOT_ENOUGH_REPLICAS.
+//! and acks=all writes go on while the ISR holds `min.insync.replicas`;
+//! below it they fail with NOT_ENOUGH_REPLICAS; restarted followers catch up
+//! and rejoin the ISR; when the leader stops, an in-sync follower takes over
+//! and nothing acknowledged is lost or duplicated.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use millrace_broker::{Broker, RunningBroker};
 use millrace_config::BrokerConfig;
 use millrace_metadata::store::{LocalMetadataStore, MetadataStore};
+use millrace_metadata::Controller;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -23,14 +26,24 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 const TOPIC: &str = "replicated";
 const LAG_MS: u64 = 1500;
 
+/// Where a test broker gets its metadata: the first one opens the store,
+/// the others share its controller.
+enum Metadata {
+    Store(Arc<dyn MetadataStore>),
+    Controller(Arc<Controller>),
+}
+
+/// Starts broker `node_id` on `port` (0 picks one; a restarted broker takes
+/// its old port back, as a real one keeps its address).
 async fn start_broker(
     dir: &std::path::Path,
     node_id: i32,
-    store: Arc<dyn MetadataStore>,
+    port: u16,
+    metadata: Metadata,
 ) -> RunningBroker {
     let entries: Vec<(String, String)> = [
         ("node.id", node_id.to_string()),
-        ("listeners", "PLAINTEXT://127.0.0.1:0".to_string()),
+        ("listeners", format!("PLAINTEXT://127.0.0.1:{port}")),
         (
             "log.dirs",
             dir.join(format!("broker-{node_id}")).display().to_string(),
@@ -46,9 +59,11 @@ async fn start_broker(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let (config, _) = BrokerConfig::from_entries(&entries).expect("config");
-    Broker::start_with_store(config, Some(store))
-        .await
-        .expect("broker starts")
+    match metadata {
+        Metadata::Store(store) => Broker::start_with_store(config, Some(store)).await,
+        Metadata::Controller(c) => Broker::start_with_controller(config, c).await,
+    }
+    .expect("broker starts")
 }
 
 fn address(running: &RunningBroker) -> String {
@@ -71,7 +86,7 @@ async fn produce(producer: &FutureProducer, count: usize, tag: &str) -> Result<(
                 FutureRecord::<(), _>::to(TOPIC)
                     .partition(0)
                     .payload(&payload),
-                Duration::from_secs(30),
+                Duration::from_secs(15),
             )
             .await
             .map_err(|(e, _)| e)?;
@@ -81,13 +96,26 @@ async fn produce(producer: &FutureProducer, count: usize, tag: &str) -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_follow_the_leader_and_the_isr_tracks_them() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn MetadataStore> =
         Arc::new(LocalMetadataStore::open(&dir.path().join("metadata")).expect("store"));
-    let mut brokers = Vec::new();
-    for id in 1..=3 {
-        brokers.push(Some(start_broker(dir.path(), id, store.clone()).await));
+    let first = start_broker(dir.path(), 1, 0, Metadata::Store(store.clone())).await;
+    let controller = first.broker().controller().clone();
+    let mut brokers = vec![Some(first)];
+    for id in 2..=3 {
+        brokers.push(Some(
+            start_broker(dir.path(), id, 0, Metadata::Controller(controller.clone())).await,
+        ));
     }
+    let ports: Vec<u16> = brokers
+        .iter()
+        .flatten()
+        .map(|b| b.addresses()[0].1.port())
+        .collect();
     let bootstrap = brokers
         .iter()
         .flatten()
@@ -230,6 +258,83 @@ async fn three_replicas_follow_the_leader_and_the_isr_tracks_them() {
         ),
         "{refused:?}"
     );
+
+    // Both followers come back, catch up and rejoin the ISR.
+    for &i in &followers {
+        brokers[i] = Some(
+            start_broker(
+                dir.path(),
+                i as i32 + 1,
+                ports[i],
+                Metadata::Controller(controller.clone()),
+            )
+            .await,
+        );
+    }
+    wait_until(
+        "the ISR to take both followers back",
+        Duration::from_secs(30),
+        || isr_of(&store).len() == 3,
+    )
+    .await;
+
+    // The leader stops (controlled shutdown): leadership moves to an
+    // in-sync follower and acks=all writes go on there.
+    let old_leader = leader as usize - 1;
+    let stopped = brokers[old_leader].take().expect("running");
+    stopped.shutdown().await.expect("shutdown");
+    let new_leader = store
+        .image()
+        .topic(TOPIC)
+        .and_then(|t| t.partitions.get(&0).map(|p| p.leader))
+        .unwrap_or(-1);
+    assert!(
+        new_leader > 0 && new_leader != leader,
+        "leader after shutdown: {new_leader}"
+    );
+    if let Err(e) = produce(&producer, 100, "c").await {
+        let states: Vec<String> = brokers
+            .iter()
+            .flatten()
+            .map(|b| {
+                let p = partition_on(b).expect("hosted");
+                format!(
+                    "broker {}: {:?} leo {} hw {}",
+                    b.broker().node_id(),
+                    p.leader_state(),
+                    p.log_end_offset(),
+                    p.high_watermark()
+                )
+            })
+            .collect();
+        panic!("acks=all on the new leader: {e:?}; replicas: {states:#?}");
+    }
+
+    // Everything acknowledged is there once, in order.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "replication-test-2")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .expect("tpl");
+    reader.assign(&tpl).expect("assign");
+    let expected: Vec<String> = (0..500)
+        .map(|i| format!("a-{i}"))
+        .chain((0..100).map(|i| format!("b-{i}")))
+        .chain((0..100).map(|i| format!("c-{i}")))
+        .collect();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < expected.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
+        }
+    }
+    assert_eq!(got, expected);
+    drop(reader);
 
     // Clients first, then the brokers.
     drop((producer, strict, admin));

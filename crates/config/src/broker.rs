@@ -250,6 +250,10 @@ fn build_broker_defs() -> Vec<ConfigDef> {
             .mode(RO),
         d("controller.listener.names", String, High, "Comma-separated listener names used by the KRaft controller.").mode(RO),
         d("metadata.log.dir", String, High, "Directory of the KRaft metadata log; defaults to the first log directory.").mode(RO),
+        d("broker.heartbeat.interval.ms", Int, Medium, "How often a broker heartbeats to the active controller.")
+            .default_value_of("2000").validate(Validator::at_least(1)).mode(RO),
+        d("broker.session.timeout.ms", Int, Medium, "A broker that has not heartbeated for this long is fenced: its leaderships move to other in-sync replicas.")
+            .default_value_of("9000").validate(Validator::at_least(1)).mode(RO),
         d("broker.rack", String, Medium, "Rack (MSK: Availability Zone) of the broker, used for rack-aware placement.").mode(RO),
 
         // ---- Listeners ----
@@ -1633,6 +1637,16 @@ impl BrokerConfig {
             .unwrap_or_default()
     }
 
+    /// `broker.heartbeat.interval.ms`.
+    pub fn broker_heartbeat_interval_ms(&self) -> i32 {
+        self.i32_of("broker.heartbeat.interval.ms")
+    }
+
+    /// `broker.session.timeout.ms`.
+    pub fn broker_session_timeout_ms(&self) -> i32 {
+        self.i32_of("broker.session.timeout.ms")
+    }
+
     /// `offsets.topic.num.partitions`.
     pub fn offsets_topic_num_partitions(&self) -> i32 {
         self.i32_of("offsets.topic.num.partitions")
@@ -1859,6 +1873,8 @@ mod tests {
             "listener.security.protocol.map",
             "inter.broker.listener.name",
             "broker.rack",
+            "broker.heartbeat.interval.ms",
+            "broker.session.timeout.ms",
             "log.dirs",
             "log.dir",
             "num.partitions",

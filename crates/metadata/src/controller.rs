@@ -6,9 +6,10 @@
 //! image and publishes that copy. Subscribers (the broker's partition manager,
 //! request handlers) see images in log order through a `watch` channel.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use millrace_protocol::ErrorCode;
 use parking_lot::Mutex;
@@ -179,6 +180,10 @@ pub struct Controller {
     state: Mutex<State>,
     store: Arc<dyn MetadataStore>,
     validator: Arc<dyn ConfigValidator>,
+    /// When each broker last heartbeated to this controller. Not
+    /// replicated: a controller that becomes active starts every session
+    /// afresh, as Kafka's `BrokerHeartbeatManager` does.
+    heartbeats: Mutex<HashMap<i32, Instant>>,
 }
 
 impl Controller {
@@ -207,6 +212,7 @@ impl Controller {
             }),
             store,
             validator,
+            heartbeats: Mutex::new(HashMap::new()),
         })
     }
 
@@ -230,6 +236,117 @@ impl Controller {
     /// Replaces the defaults (after a dynamic config change).
     pub fn update_config(&self, config: ControllerConfig) {
         self.state.lock().config = config;
+    }
+
+    /// A broker's heartbeat: renews its session, and unfences it if it was
+    /// fenced, electing it leader of the partitions left without one whose
+    /// ISR names it. Returns the commit offset when metadata changed.
+    pub fn broker_heartbeat(&self, broker_id: i32) -> Result<Option<CommitOffset>, ApiError> {
+        self.heartbeats.lock().insert(broker_id, Instant::now());
+        let mut state = self.lock();
+        let Some(broker) = state.image.brokers.get(&broker_id) else {
+            return Err(ApiError::new(
+                ErrorCode::StaleBrokerEpoch,
+                format!("broker {broker_id} is not registered"),
+            ));
+        };
+        if !broker.fenced {
+            return Ok(None);
+        }
+        let mut records = vec![MetadataRecord::BrokerFencing {
+            broker_id,
+            fenced: false,
+        }];
+        for topic in state.image.topics_by_id.values() {
+            for (&index, p) in &topic.partitions {
+                if p.leader == -1 && p.isr.contains(&broker_id) {
+                    records.push(partition_record(
+                        topic.id,
+                        index,
+                        PartitionRegistration {
+                            leader: broker_id,
+                            leader_epoch: p.leader_epoch + 1,
+                            partition_epoch: p.partition_epoch + 1,
+                            ..p.clone()
+                        },
+                    ));
+                }
+            }
+        }
+        tracing::info!(broker_id, "broker unfenced");
+        self.commit(&mut state, records).map(Some)
+    }
+
+    /// Fences the brokers whose last heartbeat is older than
+    /// `session_timeout` (`broker.session.timeout.ms`): their leaderships
+    /// move to another live ISR member (or, with none, the partition has no
+    /// leader until one returns; `unclean` allows any live replica), and
+    /// they leave every ISR. Returns the brokers fenced.
+    pub fn fence_expired_brokers(
+        &self,
+        session_timeout: Duration,
+        unclean: bool,
+    ) -> Result<Vec<i32>, ApiError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let expired: Vec<i32> = {
+            let mut heartbeats = self.heartbeats.lock();
+            state
+                .image
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .filter(|b| {
+                    // A broker this controller never heard from gets a full
+                    // session from now.
+                    let last = *heartbeats.entry(b.id).or_insert(now);
+                    now.duration_since(last) > session_timeout
+                })
+                .map(|b| b.id)
+                .collect()
+        };
+        if expired.is_empty() {
+            return Ok(expired);
+        }
+        let mut image = (*state.image).clone();
+        let mut records = Vec::new();
+        for &broker_id in &expired {
+            tracing::warn!(broker_id, "broker session expired: fencing it");
+            let fence = MetadataRecord::BrokerFencing {
+                broker_id,
+                fenced: true,
+            };
+            image.apply(image.offset, &fence);
+            records.push(fence);
+            let moved = leadership_without(&image, broker_id, unclean, true);
+            for r in &moved {
+                image.apply(image.offset, r);
+            }
+            records.extend(moved);
+        }
+        self.commit(&mut state, records)?;
+        Ok(expired)
+    }
+
+    /// Controlled shutdown: before `broker_id` stops, its leaderships move
+    /// to other live ISR members (a partition with none keeps its leader, so
+    /// a single broker restarts without an epoch change), it leaves the ISRs
+    /// it follows in, and it is fenced.
+    pub fn controlled_shutdown(&self, broker_id: i32) -> Result<CommitOffset, ApiError> {
+        let mut state = self.lock();
+        if !state.image.brokers.contains_key(&broker_id) {
+            return Ok(state.image.offset);
+        }
+        let mut image = (*state.image).clone();
+        let fence = MetadataRecord::BrokerFencing {
+            broker_id,
+            fenced: true,
+        };
+        image.apply(image.offset, &fence);
+        let mut records = vec![fence];
+        records.extend(leadership_without(&image, broker_id, false, false));
+        self.heartbeats.lock().remove(&broker_id);
+        self.commit(&mut state, records)
     }
 
     /// Records a broker's registration (at every start, with a new incarnation).
@@ -306,11 +423,7 @@ impl Controller {
                 "the ISR must be a subset of the replicas and contain the leader",
             ));
         }
-        if change
-            .new_isr
-            .iter()
-            .any(|r| !state.image.brokers.contains_key(r))
-        {
+        if change.new_isr.iter().any(|&r| !state.image.is_live(r)) {
             return Err(ApiError::code(ErrorCode::IneligibleReplica));
         }
         let registration = PartitionRegistration {
@@ -748,10 +861,83 @@ impl Controller {
     }
 }
 
+/// A Partition record carrying `registration`.
+fn partition_record(
+    topic_id: Uuid,
+    partition: i32,
+    registration: PartitionRegistration,
+) -> MetadataRecord {
+    MetadataRecord::Partition {
+        topic_id,
+        partition_id: partition,
+        replicas: registration.replicas,
+        isr: registration.isr,
+        leader: registration.leader,
+        leader_epoch: registration.leader_epoch,
+        partition_epoch: registration.partition_epoch,
+    }
+}
+
+/// The partition changes that take `broker_id` (already fenced in `image`)
+/// out of leadership and ISRs. A partition it leads gets the first live ISR
+/// member as leader (a new leader epoch); with none, `unclean` takes the
+/// first live replica (ISR reset to it), else `orphan` leaves the partition
+/// without a leader (ISR kept, so the broker is re-elected when it
+/// returns) and `!orphan` leaves it led by the broker. An ISR never becomes
+/// empty.
+fn leadership_without(
+    image: &MetadataImage,
+    broker_id: i32,
+    unclean: bool,
+    orphan: bool,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for topic in image.topics_sorted() {
+        for (&index, p) in &topic.partitions {
+            if p.leader != broker_id && !p.isr.contains(&broker_id) {
+                continue;
+            }
+            let others: Vec<i32> = p
+                .isr
+                .iter()
+                .copied()
+                .filter(|&r| r != broker_id && image.is_live(r))
+                .collect();
+            let mut next = p.clone();
+            if p.leader == broker_id {
+                if let Some(&leader) = others.first() {
+                    next.leader = leader;
+                    next.isr = p.isr.iter().copied().filter(|&r| r != broker_id).collect();
+                } else if let Some(&leader) = p
+                    .replicas
+                    .iter()
+                    .find(|&&r| unclean && r != broker_id && image.is_live(r))
+                {
+                    next.leader = leader;
+                    next.isr = vec![leader];
+                } else if orphan {
+                    next.leader = -1;
+                } else {
+                    continue;
+                }
+                next.leader_epoch += 1;
+            } else if p.isr.len() > 1 {
+                next.isr = p.isr.iter().copied().filter(|&r| r != broker_id).collect();
+            } else {
+                continue;
+            }
+            next.partition_epoch += 1;
+            records.push(partition_record(topic.id, index, next));
+        }
+    }
+    records
+}
+
 fn placement_brokers(image: &MetadataImage) -> Vec<PlacementBroker> {
     image
         .brokers
         .values()
+        .filter(|b| !b.fenced)
         .map(|b| PlacementBroker {
             id: b.id,
             rack: b.rack.clone(),

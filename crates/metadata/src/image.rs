@@ -22,6 +22,10 @@ pub struct BrokerRegistration {
     pub endpoints: Vec<Endpoint>,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// Fenced by the controller (its session expired, or it shut down):
+    /// it leads nothing, is in no ISR and is left out of Metadata responses
+    /// until it heartbeats again.
+    pub fenced: bool,
 }
 
 impl BrokerRegistration {
@@ -89,6 +93,12 @@ impl MetadataImage {
         }
     }
 
+    /// Whether `broker_id` is registered and not fenced: only such brokers
+    /// may lead or be in an ISR.
+    pub fn is_live(&self, broker_id: i32) -> bool {
+        self.brokers.get(&broker_id).is_some_and(|b| !b.fenced)
+    }
+
     /// Looks a topic up by name.
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
         self.topic_ids_by_name
@@ -137,6 +147,12 @@ impl MetadataImage {
                 endpoints: broker.endpoints.clone(),
                 rack: broker.rack.clone(),
             });
+            if broker.fenced {
+                records.push(MetadataRecord::BrokerFencing {
+                    broker_id: broker.id,
+                    fenced: true,
+                });
+            }
         }
         for topic in self.topics_sorted() {
             records.push(MetadataRecord::Topic {
@@ -200,6 +216,9 @@ impl MetadataImage {
                 endpoints,
                 rack,
             } => {
+                // A re-registering broker stays fenced until its first
+                // heartbeat unfences it (and re-elects it where needed).
+                let fenced = self.brokers.get(broker_id).is_some_and(|b| b.fenced);
                 self.brokers.insert(
                     *broker_id,
                     BrokerRegistration {
@@ -207,8 +226,14 @@ impl MetadataImage {
                         incarnation_id: *incarnation_id,
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
+                        fenced,
                     },
                 );
+            }
+            MetadataRecord::BrokerFencing { broker_id, fenced } => {
+                if let Some(b) = self.brokers.get_mut(broker_id) {
+                    b.fenced = *fenced;
+                }
             }
             MetadataRecord::Topic { name, topic_id } => {
                 self.topic_ids_by_name.insert(name.clone(), *topic_id);

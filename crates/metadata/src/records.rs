@@ -48,6 +48,15 @@ pub enum MetadataRecord {
         /// `broker.rack` (the availability zone on MSK).
         rack: Option<String>,
     },
+    /// The controller fenced a broker (session expired, controlled
+    /// shutdown) or unfenced it (it heartbeats again): KRaft's
+    /// `FenceBrokerRecord` / `UnfenceBrokerRecord`.
+    BrokerFencing {
+        /// The broker.
+        broker_id: i32,
+        /// Fenced (true) or unfenced (false).
+        fenced: bool,
+    },
     /// A topic was created.
     Topic {
         /// Topic name.

@@ -53,6 +53,7 @@ impl Handler for DescribeClusterHandler {
         let brokers = image
             .brokers
             .values()
+            .filter(|b| !b.fenced)
             .filter_map(|b| {
                 let endpoint = b.endpoint(&ctx.listener)?;
                 Some(

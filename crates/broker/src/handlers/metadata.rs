@@ -133,9 +133,12 @@ impl Handler for MetadataHandler {
                 }
             }
         }
+        // Fenced brokers are left out, as KRaft does: clients must not pick
+        // them for anything.
         let brokers = image
             .brokers
             .values()
+            .filter(|b| !b.fenced)
             .filter_map(|b| {
                 let endpoint = b.endpoint(&ctx.listener)?;
                 Some(
@@ -193,7 +196,7 @@ fn topic_metadata(
             let offline: Vec<_> = p
                 .replicas
                 .iter()
-                .filter(|r| !image.brokers.contains_key(r))
+                .filter(|r| !image.is_live(**r))
                 .map(|&r| broker_id(r))
                 .collect();
             let error = if p.leader < 0 {
