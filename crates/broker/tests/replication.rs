@@ -78,6 +78,33 @@ async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bo
     }
 }
 
+/// Reads partition 0 from the beginning until `count` records (or 30 s)
+/// and returns their payloads. The client blocks, so the runtime is told.
+fn read_from_start(bootstrap: &str, count: usize) -> Vec<String> {
+    tokio::task::block_in_place(|| read_blocking(bootstrap, count))
+}
+
+fn read_blocking(bootstrap: &str, count: usize) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "replication-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < count && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
+        }
+    }
+    got
+}
+
 async fn produce(producer: &FutureProducer, count: usize, tag: &str) -> Result<(), KafkaError> {
     for i in 0..count {
         let payload = format!("{tag}-{i}");
@@ -189,26 +216,8 @@ async fn three_replicas_follow_the_leader_and_the_isr_tracks_them() {
     );
 
     // A consumer reads them.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "replication-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
-        .expect("tpl");
-    consumer.assign(&tpl).expect("assign");
-    let mut seen = 0;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while seen < 500 && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            assert_eq!(m.payload(), Some(format!("a-{seen}").as_bytes()));
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, 500);
-    drop(consumer);
+    let expected: Vec<String> = (0..500).map(|i| format!("a-{i}")).collect();
+    assert_eq!(read_from_start(&bootstrap, expected.len()), expected);
 
     // Stop one follower: it leaves the ISR and acks=all goes on with two.
     let followers: Vec<usize> = (0..3).filter(|&i| i as i32 + 1 != leader).collect();
@@ -311,30 +320,12 @@ async fn three_replicas_follow_the_leader_and_the_isr_tracks_them() {
     }
 
     // Everything acknowledged is there once, in order.
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "replication-test-2")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
-        .expect("tpl");
-    reader.assign(&tpl).expect("assign");
     let expected: Vec<String> = (0..500)
         .map(|i| format!("a-{i}"))
         .chain((0..100).map(|i| format!("b-{i}")))
         .chain((0..100).map(|i| format!("c-{i}")))
         .collect();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.len() < expected.len() && Instant::now() < deadline {
-        if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
-            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
-        }
-    }
-    assert_eq!(got, expected);
-    drop(reader);
+    assert_eq!(read_from_start(&bootstrap, expected.len()), expected);
 
     // Clients first, then the brokers.
     drop((producer, strict, admin));
