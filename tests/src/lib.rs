@@ -241,7 +241,8 @@ impl Drop for TestBroker {
 }
 
 #[allow(unsafe_code)]
-fn signal(pid: u32, sig: i32) {
+/// Sends `sig` to a child process the test spawned.
+pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a child pid we spawned and have not reaped.
     unsafe {
         libc::kill(pid as i32, sig);

@@ -97,8 +97,14 @@ pub struct Broker {
 enum Metadata {
     /// Its own controller over this store.
     Store(Arc<dyn MetadataStore>),
-    /// A controller shared with other brokers in this process.
-    Controller(Arc<Controller>),
+    /// A controller shared with other brokers in this process, and their
+    /// cluster id.
+    Controller {
+        /// The shared controller.
+        controller: Arc<Controller>,
+        /// The cluster id a new log dir is formatted with.
+        cluster_id: String,
+    },
 }
 
 /// A started broker: its addresses and the handle to stop it.
@@ -169,14 +175,22 @@ impl Broker {
         Broker::start_inner(config, store.map(Metadata::Store)).await
     }
 
-    /// Starts a broker that uses another broker's controller (brokers in one
-    /// process forming a cluster, for tests: one active controller, as the
-    /// quorum gives between processes).
+    /// Starts a broker that uses another broker's controller and joins its
+    /// cluster id (brokers in one process forming a cluster: one active
+    /// controller, as the quorum gives between processes).
     pub async fn start_with_controller(
         config: BrokerConfig,
         controller: Arc<Controller>,
+        cluster_id: String,
     ) -> Result<RunningBroker, BootError> {
-        Broker::start_inner(config, Some(Metadata::Controller(controller))).await
+        Broker::start_inner(
+            config,
+            Some(Metadata::Controller {
+                controller,
+                cluster_id,
+            }),
+        )
+        .await
     }
 
     async fn start_inner(
@@ -191,12 +205,16 @@ impl Broker {
         let node_id = settings.node_id;
 
         // 1. Log dirs and meta.properties.
-        let cluster_id = prepare_log_dirs(&settings)?;
+        let joined_cluster = match &metadata {
+            Some(Metadata::Controller { cluster_id, .. }) => Some(cluster_id.as_str()),
+            _ => None,
+        };
+        let cluster_id = prepare_log_dirs(&settings, joined_cluster)?;
 
         // 2. Metadata.
         let validator = Arc::new(MillraceConfigValidator::new(config.clone()));
         let controller = match metadata {
-            Some(Metadata::Controller(controller)) => controller,
+            Some(Metadata::Controller { controller, .. }) => controller,
             Some(Metadata::Store(store)) => {
                 Controller::with_store(store, controller_config(&settings), validator)
             }
@@ -505,7 +523,7 @@ fn advertised_host(local: SocketAddr) -> String {
 /// Creates the log dirs and checks (or writes) `meta.properties` in each:
 /// every dir must belong to this node and to one cluster. Returns the
 /// cluster id.
-fn prepare_log_dirs(settings: &BrokerSettings) -> Result<String, BootError> {
+fn prepare_log_dirs(settings: &BrokerSettings, joined: Option<&str>) -> Result<String, BootError> {
     let mut dirs: Vec<&Path> = settings.log_dirs.iter().map(|p| p.as_path()).collect();
     if !dirs.contains(&settings.metadata_log_dir.as_path()) {
         dirs.push(&settings.metadata_log_dir);
@@ -553,7 +571,9 @@ fn prepare_log_dirs(settings: &BrokerSettings) -> Result<String, BootError> {
             Err(e) => return Err(err(e.to_string())),
         }
     }
-    let cluster_id = cluster_id.unwrap_or_else(new_cluster_id);
+    let cluster_id = cluster_id
+        .or_else(|| joined.map(str::to_string))
+        .unwrap_or_else(new_cluster_id);
     for meta in missing {
         let text = format!(
             "#\n#Written by Millrace\nversion=1\nnode.id={}\ncluster.id={cluster_id}\ndirectory.id={}\n",

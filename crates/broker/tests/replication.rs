@@ -30,7 +30,7 @@ const LAG_MS: u64 = 1500;
 /// the others share its controller.
 enum Metadata {
     Store(Arc<dyn MetadataStore>),
-    Controller(Arc<Controller>),
+    Controller(Arc<Controller>, String),
 }
 
 /// Starts broker `node_id` on `port` (0 picks one; a restarted broker takes
@@ -61,7 +61,9 @@ async fn start_broker(
     let (config, _) = BrokerConfig::from_entries(&entries).expect("config");
     match metadata {
         Metadata::Store(store) => Broker::start_with_store(config, Some(store)).await,
-        Metadata::Controller(c) => Broker::start_with_controller(config, c).await,
+        Metadata::Controller(c, cluster_id) => {
+            Broker::start_with_controller(config, c, cluster_id).await
+        }
     }
     .expect("broker starts")
 }
@@ -132,10 +134,17 @@ async fn three_replicas_follow_the_leader_and_the_isr_tracks_them() {
         Arc::new(LocalMetadataStore::open(&dir.path().join("metadata")).expect("store"));
     let first = start_broker(dir.path(), 1, 0, Metadata::Store(store.clone())).await;
     let controller = first.broker().controller().clone();
+    let cluster_id = first.broker().cluster_id().to_string();
     let mut brokers = vec![Some(first)];
     for id in 2..=3 {
         brokers.push(Some(
-            start_broker(dir.path(), id, 0, Metadata::Controller(controller.clone())).await,
+            start_broker(
+                dir.path(),
+                id,
+                0,
+                Metadata::Controller(controller.clone(), cluster_id.clone()),
+            )
+            .await,
         ));
     }
     let ports: Vec<u16> = brokers
@@ -275,7 +284,7 @@ async fn three_replicas_follow_the_leader_and_the_isr_tracks_them() {
                 dir.path(),
                 i as i32 + 1,
                 ports[i],
-                Metadata::Controller(controller.clone()),
+                Metadata::Controller(controller.clone(), cluster_id.clone()),
             )
             .await,
         );

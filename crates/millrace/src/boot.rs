@@ -45,6 +45,33 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             runtime.block_on(run_broker(config))
         }
+        Command::Cluster {
+            brokers,
+            racks,
+            data_dir,
+            base_port,
+            overrides,
+        } => {
+            init_logging();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("millrace: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let spec = crate::cluster::ClusterSpec {
+                brokers,
+                racks,
+                data_dir,
+                base_port,
+                overrides,
+            };
+            runtime.block_on(crate::cluster::run(spec, wait_for_signal()))
+        }
     }
 }
 

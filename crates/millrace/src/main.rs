@@ -3,6 +3,7 @@
 mod allocator;
 mod boot;
 mod cli;
+mod cluster;
 
 #[global_allocator]
 static ALLOCATOR: allocator::ReservingAllocator = allocator::ReservingAllocator;
