@@ -136,14 +136,19 @@ fn print_log(level: RDKafkaLogLevel, fac: &str, log_message: &str) {
 
 impl rdkafka::consumer::ConsumerContext for LogContext {}
 
-/// Creates `topic` (replication factor 1) and waits until every partition
-/// has a leader.
+/// The replication factor of the topics the bench creates
+/// (`--replication-factor`; 1 unless a cluster is measured).
+pub static REPLICATION_FACTOR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
+
+/// Creates `topic` (with [`REPLICATION_FACTOR`] replicas) and waits until
+/// every partition has a leader.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(bootstrap)
         .create()
         .context("create admin client")?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let replicas = REPLICATION_FACTOR.load(std::sync::atomic::Ordering::Relaxed);
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
     let results = futures::executor::block_on(admin.create_topics(&[new], &opts))
         .with_context(|| format!("CreateTopics {topic}"))?;
     for r in results {

@@ -53,6 +53,10 @@ struct Args {
     /// Pid of the --bootstrap broker, to read its CPU time from /proc.
     #[arg(long, requires = "bootstrap")]
     broker_pid: Option<u32>,
+    /// Replication factor of the topics created (more than 1 needs a
+    /// cluster: `millrace cluster` and --bootstrap).
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
     /// The millrace binary [default: MILLRACE_BIN, else target/release/millrace].
     #[arg(long, value_name = "FILE")]
     broker_bin: Option<PathBuf>,
@@ -142,6 +146,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    client::REPLICATION_FACTOR.store(
+        args.replication_factor,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     match run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -255,6 +263,7 @@ fn run(args: &Args) -> Result<()> {
         "value_sizes": args.value_size,
         "partitions": args.partitions,
         "acks": args.acks,
+        "replication_factor": args.replication_factor,
         "scenarios": args.scenario.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
         "bootstrap": args.bootstrap,
         "broker_props": args.broker_props,
