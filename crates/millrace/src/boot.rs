@@ -33,17 +33,7 @@ pub fn run(cli: Cli) -> ExitCode {
             for warning in warnings {
                 tracing::warn!("{warning}");
             }
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("millrace: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            runtime.block_on(run_broker(config))
+            block_on(run_broker(config))
         }
         Command::Cluster {
             brokers,
@@ -53,16 +43,6 @@ pub fn run(cli: Cli) -> ExitCode {
             overrides,
         } => {
             init_logging();
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("millrace: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
             let spec = crate::cluster::ClusterSpec {
                 brokers,
                 racks,
@@ -70,7 +50,21 @@ pub fn run(cli: Cli) -> ExitCode {
                 base_port,
                 overrides,
             };
-            runtime.block_on(crate::cluster::run(spec, wait_for_signal()))
+            block_on(crate::cluster::run(spec, wait_for_signal()))
+        }
+    }
+}
+
+/// Runs `main` on a multi-threaded tokio runtime to completion.
+fn block_on(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => {
+            eprintln!("millrace: cannot start the runtime: {e}");
+            ExitCode::FAILURE
         }
     }
 }
