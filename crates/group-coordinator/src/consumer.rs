@@ -266,25 +266,9 @@ fn current_assignment_record(group: &str, m: &ConsumerMember) -> Record {
     )
 }
 
-/// Kafka's `Uuid.toString()`: URL-safe base64 of 16 random bytes, no padding.
+/// A new random id in Kafka's `Uuid.toString()` form (KIP-848 member ids).
 pub(crate) fn kafka_uuid_string() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = *Uuid::new_v4().as_bytes();
-    let mut out = String::with_capacity(22);
-    let mut chunks = bytes.chunks(3);
-    for chunk in &mut chunks {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    millrace_protocol::uuid_text::encode(Uuid::new_v4().as_bytes())
 }
 
 /// Reconciles a member toward its target (Kafka 3.7's CurrentAssignmentBuilder).

@@ -14,6 +14,7 @@
 //! - [`header`]: request headers (v0-v2) and response framing.
 //! - [`records`]: zero-copy views of v2 record batches, their CRCs and records,
 //!   plus a builder for the few places Kafka itself re-encodes.
+//! - [`uuid_text`]: Kafka's 22-character text form of UUIDs.
 //!
 //! Error codes are [`kafka_protocol::error::ResponseError`], re-exported here
 //! as [`ErrorCode`] so the rest of Millrace names one table.
@@ -22,6 +23,7 @@ pub mod control;
 pub mod frame;
 pub mod header;
 pub mod records;
+pub mod uuid_text;
 
 pub use kafka_protocol;
 /// Kafka's error codes, one variant per code.

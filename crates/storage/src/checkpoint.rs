@@ -288,47 +288,14 @@ impl PartitionMetadataFile {
     }
 }
 
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// Kafka's `Uuid.toString()`: base64url of the 16 bytes, without padding.
 pub fn encode_topic_id(id: uuid::Uuid) -> String {
-    let bytes = id.as_bytes();
-    let mut out = String::with_capacity(22);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(BASE64URL[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
-        }
-    }
-    out
+    millrace_protocol::uuid_text::encode(id.as_bytes())
 }
 
 /// Parses Kafka's `Uuid.toString()` form.
 pub fn decode_topic_id(text: &str) -> Option<uuid::Uuid> {
-    if text.len() != 22 {
-        return None;
-    }
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = Vec::with_capacity(16);
-    for c in text.bytes() {
-        let v = BASE64URL.iter().position(|&x| x == c)? as u32;
-        bits = (bits << 6) | v;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    let bytes: [u8; 16] = out.try_into().ok()?;
-    Some(uuid::Uuid::from_bytes(bytes))
+    millrace_protocol::uuid_text::decode(text).map(uuid::Uuid::from_bytes)
 }
 
 #[cfg(test)]
