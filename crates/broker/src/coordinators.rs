@@ -70,18 +70,12 @@ impl Coordinators {
             offsets_topic_partitions: config.offsets_topic_num_partitions(),
             transaction_max_timeout_ms: config.transaction_max_timeout_ms(),
             transactional_id_expiration_ms: i64::from(config.transactional_id_expiration_ms()),
-            abort_timed_out_transaction_cleanup_interval_ms: long_config(
-                config,
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-            )
-            .unwrap_or(10_000)
-            .max(1) as u64,
-            remove_expired_transaction_cleanup_interval_ms: long_config(
-                config,
-                "transaction.remove.expired.transaction.cleanup.interval.ms",
-            )
-            .unwrap_or(3_600_000)
-            .max(1) as u64,
+            abort_timed_out_transaction_cleanup_interval_ms: config
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms()
+                .max(1) as u64,
+            remove_expired_transaction_cleanup_interval_ms: config
+                .transaction_remove_expired_transaction_cleanup_interval_ms()
+                .max(1) as u64,
             ..TxnCoordinatorConfig::default()
         };
         let logs = Arc::new(InternalTopicLog {
@@ -176,10 +170,6 @@ impl Coordinators {
         self.group.shutdown();
         self.txn.shutdown();
     }
-}
-
-fn long_config(config: &BrokerConfig, name: &str) -> Option<i64> {
-    config.get(name).and_then(|v| v.as_i64())
 }
 
 /// Creates `topic` (an internal topic) if it does not exist, with the

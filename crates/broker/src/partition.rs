@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::log_validator::{self, ProduceError};
 use crate::topic_settings::TopicSettings;
+use crate::wire::now_ms;
 
 /// Leadership as the metadata image last described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,20 +226,15 @@ impl Partition {
         replica_id: i32,
         fetch_offset: i64,
     ) -> Result<(), ErrorCode> {
-        {
-            let state = self.leader.read();
-            if state.leader != self.node_id {
-                return Err(ErrorCode::NotLeaderOrFollower);
-            }
-            if !state.replicas.contains(&replica_id) {
-                // Kafka: a fetch from a broker that is not a replica.
-                return Err(ErrorCode::NotLeaderOrFollower);
-            }
+        if !self.is_leader() {
+            return Err(ErrorCode::NotLeaderOrFollower);
         }
         let now = now_ms();
         let leader_end = self.log.log_end_offset();
         {
             let mut followers = self.followers.lock();
+            // Only replicas are tracked: a fetch from any other broker is
+            // refused, as Kafka does.
             let Some(progress) = followers.get_mut(&replica_id) else {
                 return Err(ErrorCode::NotLeaderOrFollower);
             };
@@ -272,41 +268,32 @@ impl Partition {
         let high_watermark = self.high_watermark();
         let epoch_start = *self.leader_epoch_start_offset.lock();
         let followers = self.followers.lock();
-        let mut isr: Vec<i32> = state
-            .isr
-            .iter()
-            .copied()
-            .filter(|r| {
-                *r == self.node_id
-                    || followers
-                        .get(r)
-                        .is_some_and(|p| now - p.last_caught_up_ms <= lag_max_ms)
-            })
-            .collect();
-        for (&replica, progress) in followers.iter() {
-            if !isr.contains(&replica)
-                && progress.log_end_offset >= high_watermark
-                && progress.log_end_offset >= epoch_start
-                && now - progress.last_caught_up_ms <= lag_max_ms
-            {
-                isr.push(replica);
-            }
-        }
-        drop(followers);
-        let mut sorted_new = isr.clone();
-        sorted_new.sort_unstable();
-        let mut sorted_old = state.isr.clone();
-        sorted_old.sort_unstable();
-        if sorted_new == sorted_old {
-            return None;
-        }
-        // Keep replica order (preferred leader first), as Kafka prints it.
+        // In replica order (preferred leader first), as Kafka lists the ISR.
         let isr: Vec<i32> = state
             .replicas
             .iter()
             .copied()
-            .filter(|r| isr.contains(r))
+            .filter(|r| {
+                if *r == self.node_id {
+                    return true;
+                }
+                let Some(p) = followers.get(r) else {
+                    return false;
+                };
+                let caught_up = now - p.last_caught_up_ms <= lag_max_ms;
+                if state.isr.contains(r) {
+                    caught_up
+                } else {
+                    caught_up
+                        && p.log_end_offset >= high_watermark
+                        && p.log_end_offset >= epoch_start
+                }
+            })
             .collect();
+        drop(followers);
+        if isr.len() == state.isr.len() && isr.iter().all(|r| state.isr.contains(r)) {
+            return None;
+        }
         self.isr_change_in_flight.store(true, Ordering::Release);
         Some(LeaderState { isr, ..state })
     }
@@ -546,7 +533,9 @@ impl Partition {
             return;
         }
         let mut candidate = self.log.log_end_offset();
-        {
+        // With only this broker in the ISR (every RF=1 append) there is no
+        // follower to consult.
+        if state.isr.iter().any(|&r| r != self.node_id) {
             let followers = self.followers.lock();
             for replica in state.isr.iter().filter(|&&r| r != self.node_id) {
                 match followers.get(replica) {
@@ -581,12 +570,6 @@ impl Partition {
         self.new_data.notify_waiters();
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The offset after the last batch in `records` (whole batches from the log).

@@ -1552,6 +1552,26 @@ impl BrokerConfig {
         self.i32_of("replica.fetch.min.bytes")
     }
 
+    /// `replica.fetch.backoff.ms`.
+    pub fn replica_fetch_backoff_ms(&self) -> i32 {
+        self.i32_of("replica.fetch.backoff.ms")
+    }
+
+    /// `replica.socket.timeout.ms`.
+    pub fn replica_socket_timeout_ms(&self) -> i32 {
+        self.i32_of("replica.socket.timeout.ms")
+    }
+
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub fn transaction_abort_timed_out_transaction_cleanup_interval_ms(&self) -> i32 {
+        self.i32_of("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+    }
+
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub fn transaction_remove_expired_transaction_cleanup_interval_ms(&self) -> i32 {
+        self.i32_of("transaction.remove.expired.transaction.cleanup.interval.ms")
+    }
+
     /// `replica.selector.class` (e.g. RackAwareReplicaSelector).
     pub fn replica_selector_class(&self) -> Option<&str> {
         self.str_of("replica.selector.class")

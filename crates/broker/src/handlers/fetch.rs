@@ -111,6 +111,9 @@ impl Handler for FetchHandler {
             .collect();
         let shutdown = broker.shutdown_token();
 
+        // A follower's position is recorded by the first read only: waiting
+        // for data does not move it.
+        let mut record_follower = follower;
         let results = loop {
             // Listen before reading, so an append between the read and the
             // wait still wakes us.
@@ -130,7 +133,7 @@ impl Handler for FetchHandler {
                 &hosted,
                 max_bytes,
                 isolation,
-                follower,
+                record_follower.take(),
             );
             let bytes: usize = results.iter().map(|r| r.records.len()).sum();
             let any_error = results.iter().any(|r| r.error.is_some());
@@ -149,7 +152,7 @@ impl Handler for FetchHandler {
                     &hosted,
                     max_bytes,
                     isolation,
-                    follower,
+                    record_follower.take(),
                 );
             }
             tokio::select! {
@@ -302,7 +305,7 @@ fn read_all(
     hosted: &[Option<Arc<Partition>>],
     max_bytes: usize,
     isolation: Isolation,
-    follower: Option<i32>,
+    record_follower: Option<i32>,
 ) -> Vec<PartitionResult> {
     let mut remaining = max_bytes;
     let mut min_one = true;
@@ -330,7 +333,7 @@ fn read_all(
                 result.error = Some(code);
                 return result;
             }
-            if let Some(replica_id) = follower {
+            if let Some(replica_id) = record_follower {
                 if let Err(code) = partition.record_follower_fetch(replica_id, fetch.fetch_offset) {
                     result.error = Some(code);
                     return result;

@@ -53,19 +53,9 @@ impl ReplicaManager {
                 min_bytes: config.replica_fetch_min_bytes().max(1),
                 partition_max_bytes: config.replica_fetch_max_bytes(),
                 response_max_bytes: config.replica_fetch_response_max_bytes(),
-                backoff: Duration::from_millis(
-                    config
-                        .get("replica.fetch.backoff.ms")
-                        .and_then(|v| v.as_i64())
-                        .unwrap_or(1000)
-                        .max(1) as u64,
-                ),
+                backoff: Duration::from_millis(config.replica_fetch_backoff_ms().max(1) as u64),
                 socket_timeout: Duration::from_millis(
-                    config
-                        .get("replica.socket.timeout.ms")
-                        .and_then(|v| v.as_i64())
-                        .unwrap_or(30_000)
-                        .max(1) as u64,
+                    config.replica_socket_timeout_ms().max(1) as u64
                 ),
                 listener: config.inter_broker_listener_name().to_string(),
             },
