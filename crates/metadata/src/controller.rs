@@ -312,17 +312,7 @@ impl Controller {
         let mut records = Vec::new();
         for &broker_id in &expired {
             tracing::warn!(broker_id, "broker session expired: fencing it");
-            let fence = MetadataRecord::BrokerFencing {
-                broker_id,
-                fenced: true,
-            };
-            image.apply(image.offset, &fence);
-            records.push(fence);
-            let moved = leadership_without(&image, broker_id, unclean, true);
-            for r in &moved {
-                image.apply(image.offset, r);
-            }
-            records.extend(moved);
+            records.extend(fence(&mut image, broker_id, unclean, true));
         }
         self.commit(&mut state, records)?;
         Ok(expired)
@@ -338,13 +328,7 @@ impl Controller {
             return Ok(state.image.offset);
         }
         let mut image = (*state.image).clone();
-        let fence = MetadataRecord::BrokerFencing {
-            broker_id,
-            fenced: true,
-        };
-        image.apply(image.offset, &fence);
-        let mut records = vec![fence];
-        records.extend(leadership_without(&image, broker_id, false, false));
+        let records = fence(&mut image, broker_id, false, false);
         self.heartbeats.lock().remove(&broker_id);
         self.commit(&mut state, records)
     }
@@ -876,6 +860,28 @@ fn partition_record(
         leader_epoch: registration.leader_epoch,
         partition_epoch: registration.partition_epoch,
     }
+}
+
+/// The records that fence `broker_id` and move it out of leadership and
+/// ISRs (see [`leadership_without`]), applied to `image` as well so several
+/// brokers can be fenced in one batch.
+fn fence(
+    image: &mut MetadataImage,
+    broker_id: i32,
+    unclean: bool,
+    orphan: bool,
+) -> Vec<MetadataRecord> {
+    let mut records = vec![MetadataRecord::BrokerFencing {
+        broker_id,
+        fenced: true,
+    }];
+    image.apply(image.offset, &records[0]);
+    let moved = leadership_without(image, broker_id, unclean, orphan);
+    for r in &moved {
+        image.apply(image.offset, r);
+    }
+    records.extend(moved);
+    records
 }
 
 /// The partition changes that take `broker_id` (already fenced in `image`)
