@@ -29,11 +29,13 @@ use millrace_metadata::records::Endpoint;
 use millrace_metadata::store::MetadataStore;
 use millrace_metadata::{Controller, MetadataImage};
 use millrace_protocol::ErrorCode;
+use millrace_quorum::{Quorum, QuorumMetadataStore};
 use millrace_storage::{LogManager, LogManagerOptions};
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster_metadata;
 use crate::config_bridge::{self, MillraceConfigValidator};
 use crate::coordinators::Coordinators;
 use crate::fetch_session::FetchSessionCache;
@@ -90,6 +92,8 @@ pub struct Broker {
     topic_settings: RwLock<HashMap<String, Arc<TopicSettings>>>,
     coordinators: Coordinators,
     replication: Arc<ReplicaManager>,
+    /// This node's metadata quorum voter, in a cluster.
+    quorum: Option<Arc<Quorum>>,
     shutdown: CancellationToken,
 }
 
@@ -150,12 +154,16 @@ impl RunningBroker {
         }
         self.broker.coordinators.shutdown();
         let log_manager = self.broker.partitions.log_manager().clone();
-        tokio::task::spawn_blocking(move || log_manager.shutdown())
+        let stored = tokio::task::spawn_blocking(move || log_manager.shutdown())
             .await
             .map_err(|e| millrace_storage::StorageError::Io {
                 context: "shutdown task".into(),
                 source: std::io::Error::other(e),
-            })?
+            });
+        if let Some(quorum) = &self.broker.quorum {
+            quorum.shutdown().await;
+        }
+        stored?
     }
 }
 
@@ -205,20 +213,37 @@ impl Broker {
         let node_id = settings.node_id;
 
         // 1. Log dirs and meta.properties.
-        let joined_cluster = match &metadata {
-            Some(Metadata::Controller { cluster_id, .. }) => Some(cluster_id.as_str()),
-            _ => None,
+        let quorum_config = match metadata {
+            None => cluster_metadata::quorum_config(&config, &settings.metadata_log_dir)?,
+            Some(_) => None,
         };
-        let cluster_id = prepare_log_dirs(&settings, joined_cluster)?;
+        let joined_cluster = match &metadata {
+            Some(Metadata::Controller { cluster_id, .. }) => Some(cluster_id.clone()),
+            _ => quorum_config.as_ref().map(cluster_metadata::cluster_id_for),
+        };
+        let cluster_id = prepare_log_dirs(&settings, joined_cluster.as_deref())?;
 
         // 2. Metadata.
         let validator = Arc::new(MillraceConfigValidator::new(config.clone()));
-        let controller = match metadata {
-            Some(Metadata::Controller { controller, .. }) => controller,
-            Some(Metadata::Store(store)) => {
+        let mut quorum = None;
+        let controller = match (metadata, quorum_config) {
+            (Some(Metadata::Controller { controller, .. }), _) => controller,
+            (Some(Metadata::Store(store)), _) => {
                 Controller::with_store(store, controller_config(&settings), validator)
             }
-            None => Controller::open(
+            (None, Some(quorum_config)) => {
+                let node = cluster_metadata::start_quorum(quorum_config).await?;
+                let store = Arc::new(QuorumMetadataStore::new(
+                    node.clone(),
+                    tokio::runtime::Handle::current(),
+                ));
+                let controller =
+                    Controller::with_store(store, controller_config(&settings), validator);
+                cluster_metadata::serve_forwarded_requests(&node, controller.clone());
+                quorum = Some(node);
+                controller
+            }
+            (None, None) => Controller::open(
                 &settings.metadata_log_dir,
                 controller_config(&settings),
                 validator,
@@ -306,14 +331,11 @@ impl Broker {
                 security_protocol: protocol,
             });
         }
-        controller
-            .register_broker(node_id, endpoints, settings.rack.clone())
-            .map_err(|e| BootError::Register(e.to_string()))?;
-        // The first heartbeat unfences a broker that was fenced when it
-        // stopped and re-elects it where it is the only choice.
-        controller
-            .broker_heartbeat(node_id)
-            .map_err(|e| BootError::Register(e.to_string()))?;
+        let registered = register(&controller, node_id, endpoints, settings.rack.clone()).await?;
+        // Everything committed before the registration must be here before
+        // partitions are reconciled with the image, or logs of topics this
+        // node has not heard of yet would look deleted.
+        let caught_up = wait_for_offset(&controller, registered, REGISTRATION_TIMEOUT).await;
 
         // 5. Partitions.
         let broker = Arc::new_cyclic(|weak| Broker {
@@ -327,9 +349,16 @@ impl Broker {
             partitions: Arc::new(PartitionManager::new(node_id, log_manager.clone())),
             controller,
             topic_settings: RwLock::new(HashMap::new()),
+            quorum,
             shutdown: CancellationToken::new(),
         });
-        broker.apply_image(&broker.controller.image(), true);
+        if !caught_up {
+            tracing::warn!(
+                registered,
+                "metadata not caught up with the registration; keeping every local log until it is"
+            );
+        }
+        broker.apply_image(&broker.controller.image(), caught_up);
 
         // 6. Background work and accept loops.
         log_manager.start_background_tasks();
@@ -457,6 +486,22 @@ impl Broker {
         &self.controller
     }
 
+    /// Runs a controller operation on a blocking thread: it may wait for a
+    /// quorum commit or for the active controller on another node.
+    pub async fn control<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Controller) -> T + Send + 'static,
+    ) -> T {
+        let controller = self.controller.clone();
+        match tokio::task::spawn_blocking(move || operation(&controller)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Blocking tasks are only cancelled when the runtime shuts
+            // down, which drops this task too.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Hosted partitions.
     pub fn partitions(&self) -> &Arc<PartitionManager> {
         &self.partitions
@@ -487,6 +532,60 @@ impl Broker {
         let p = image.topic(topic)?.partitions.get(&partition)?;
         (p.leader >= 0).then_some((p.leader, p.leader_epoch))
     }
+}
+
+/// How long a starting node keeps trying to register: in a cluster the
+/// quorum may still be forming (other nodes starting) or electing.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Registers this broker with the active controller and sends its first
+/// heartbeat (which unfences a broker fenced when it stopped and re-elects
+/// it where it is the only choice), retrying until the quorum answers.
+/// Returns the registration's commit offset.
+async fn register(
+    controller: &Arc<Controller>,
+    node_id: i32,
+    endpoints: Vec<Endpoint>,
+    rack: Option<String>,
+) -> Result<i64, BootError> {
+    let deadline = tokio::time::Instant::now() + REGISTRATION_TIMEOUT;
+    loop {
+        let c = controller.clone();
+        let (endpoints, rack) = (endpoints.clone(), rack.clone());
+        let attempt = tokio::task::spawn_blocking(move || {
+            let offset = c.register_broker(node_id, endpoints, rack)?;
+            let beat = c.broker_heartbeat(node_id)?;
+            Ok::<_, millrace_metadata::ApiError>(beat.unwrap_or(offset).max(offset))
+        })
+        .await
+        .map_err(|e| BootError::Register(e.to_string()))?;
+        match attempt {
+            Ok(offset) => return Ok(offset),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "registration with the controller failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(BootError::Register(e.to_string())),
+        }
+    }
+}
+
+/// Waits until this node's image reaches `offset`; false on timeout.
+async fn wait_for_offset(controller: &Controller, offset: i64, timeout: Duration) -> bool {
+    let mut images = controller.subscribe();
+    let reached = async {
+        loop {
+            if images.borrow_and_update().offset >= offset {
+                return true;
+            }
+            if images.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout(timeout, reached)
+        .await
+        .unwrap_or(false)
 }
 
 fn controller_config(settings: &BrokerSettings) -> ControllerConfig {
@@ -596,7 +695,7 @@ fn new_cluster_id() -> String {
     base64_uuid(uuid::Uuid::new_v4())
 }
 
-fn base64_uuid(id: uuid::Uuid) -> String {
+pub(crate) fn base64_uuid(id: uuid::Uuid) -> String {
     millrace_protocol::uuid_text::encode(id.as_bytes())
 }
 

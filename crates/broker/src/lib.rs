@@ -10,7 +10,8 @@
 //!
 //! # Layout
 //!
-//! - [`broker`]: start-up, shared state, shutdown.
+//! - [`broker`]: start-up, shared state, shutdown; `cluster_metadata`:
+//!   the local metadata log or the cluster's Raft quorum behind the controller.
 //! - [`server`], [`connection`], [`request_context`]: the network side.
 //! - [`handlers`]: one file per Kafka API, plus the registry.
 //! - [`partition_manager`], [`partition`]: hosted partitions, leadership,
@@ -24,6 +25,7 @@
 
 pub mod authorized_operations;
 pub mod broker;
+mod cluster_metadata;
 pub mod config_bridge;
 pub mod connection;
 pub mod coordinators;

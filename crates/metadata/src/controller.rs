@@ -8,11 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use millrace_protocol::ErrorCode;
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -64,7 +66,7 @@ pub struct ControllerConfig {
 }
 
 /// A topic to create, as the CreateTopics request describes it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CreateTopicSpec {
     /// Topic name.
     pub name: String,
@@ -79,7 +81,7 @@ pub struct CreateTopicSpec {
 }
 
 /// What CreateTopics reports for a created (or validated) topic.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedTopic {
     /// New topic id (nil when only validated).
     pub topic_id: Uuid,
@@ -92,7 +94,7 @@ pub struct CreatedTopic {
 }
 
 /// A topic named by name or by id, as DeleteTopics allows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TopicRef {
     /// By name.
     Name(String),
@@ -101,7 +103,7 @@ pub enum TopicRef {
 }
 
 /// One config operation of IncrementalAlterConfigs (or a legacy set).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigOp {
     /// Set the value.
     Set(String),
@@ -114,7 +116,7 @@ pub enum ConfigOp {
 }
 
 /// Config changes to one resource.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigChange {
     /// Topic or broker.
     pub resource_type: ConfigResourceType,
@@ -127,7 +129,7 @@ pub struct ConfigChange {
 }
 
 /// A topic DeleteTopics removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletedTopic {
     /// Its name.
     pub name: String,
@@ -136,7 +138,7 @@ pub struct DeletedTopic {
 }
 
 /// One topic of a CreatePartitions request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartitionGrowth {
     /// The topic to grow.
     pub topic: String,
@@ -147,7 +149,7 @@ pub struct PartitionGrowth {
 }
 
 /// An ISR change a partition leader asks for (AlterPartition).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlterPartitionSpec {
     /// The topic.
     pub topic_id: Uuid,
@@ -166,11 +168,11 @@ pub struct AlterPartitionSpec {
 /// Result of a successful write: the offset after which the change is visible.
 pub type CommitOffset = i64;
 
-struct State {
+pub(crate) struct State {
     /// The image the current operation validates against: refreshed from
     /// the store when the operation takes the lock and after it commits.
-    image: Arc<MetadataImage>,
-    config: ControllerConfig,
+    pub(crate) image: Arc<MetadataImage>,
+    pub(crate) config: ControllerConfig,
 }
 
 /// The metadata controller for this node.
@@ -184,6 +186,8 @@ pub struct Controller {
     /// replicated: a controller that becomes active starts every session
     /// afresh, as Kafka's `BrokerHeartbeatManager` does.
     heartbeats: Mutex<HashMap<i32, Instant>>,
+    /// Whether the last session check ran as the active controller.
+    active: AtomicBool,
 }
 
 impl Controller {
@@ -213,14 +217,24 @@ impl Controller {
             store,
             validator,
             heartbeats: Mutex::new(HashMap::new()),
+            active: AtomicBool::new(false),
         })
     }
 
     /// Takes the operation lock with the latest committed image.
-    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
         let mut state = self.state.lock();
-        state.image = self.store.image();
+        state.image = match self.store.image_for_update() {
+            Ok(image) => image,
+            // The append that follows fails the same way and says why.
+            Err(_) => self.store.image(),
+        };
         state
+    }
+
+    /// The store this controller appends to.
+    pub(crate) fn store(&self) -> &dyn MetadataStore {
+        self.store.as_ref()
     }
 
     /// The latest published image.
@@ -241,7 +255,10 @@ impl Controller {
     /// A broker's heartbeat: renews its session, and unfences it if it was
     /// fenced, electing it leader of the partitions left without one whose
     /// ISR names it. Returns the commit offset when metadata changed.
-    pub fn broker_heartbeat(&self, broker_id: i32) -> Result<Option<CommitOffset>, ApiError> {
+    pub(crate) fn broker_heartbeat_local(
+        &self,
+        broker_id: i32,
+    ) -> Result<Option<CommitOffset>, ApiError> {
         self.heartbeats.lock().insert(broker_id, Instant::now());
         let mut state = self.lock();
         let Some(broker) = state.image.brokers.get(&broker_id) else {
@@ -281,12 +298,23 @@ impl Controller {
     /// `session_timeout` (`broker.session.timeout.ms`): their leaderships
     /// move to another live ISR member (or, with none, the partition has no
     /// leader until one returns; `unclean` allows any live replica), and
-    /// they leave every ISR. Returns the brokers fenced.
+    /// they leave every ISR. Returns the brokers fenced. Only the active
+    /// controller fences (elsewhere this does nothing), so every node can
+    /// run the same periodic check.
     pub fn fence_expired_brokers(
         &self,
         session_timeout: Duration,
         unclean: bool,
     ) -> Result<Vec<i32>, ApiError> {
+        if !self.store.is_active() {
+            self.active.store(false, Ordering::SeqCst);
+            return Ok(Vec::new());
+        }
+        if !self.active.swap(true, Ordering::SeqCst) {
+            // Newly active: sessions heard by an earlier stint as leader are
+            // stale, so every broker gets a full session from now.
+            self.heartbeats.lock().clear();
+        }
         let now = Instant::now();
         let mut state = self.lock();
         let expired: Vec<i32> = {
@@ -322,7 +350,10 @@ impl Controller {
     /// to other live ISR members (a partition with none keeps its leader, so
     /// a single broker restarts without an epoch change), it leaves the ISRs
     /// it follows in, and it is fenced.
-    pub fn controlled_shutdown(&self, broker_id: i32) -> Result<CommitOffset, ApiError> {
+    pub(crate) fn controlled_shutdown_local(
+        &self,
+        broker_id: i32,
+    ) -> Result<CommitOffset, ApiError> {
         let mut state = self.lock();
         if !state.image.brokers.contains_key(&broker_id) {
             return Ok(state.image.offset);
@@ -334,7 +365,7 @@ impl Controller {
     }
 
     /// Records a broker's registration (at every start, with a new incarnation).
-    pub fn register_broker(
+    pub(crate) fn register_broker_local(
         &self,
         broker_id: i32,
         endpoints: Vec<Endpoint>,
@@ -353,7 +384,11 @@ impl Controller {
     /// Hands `broker_id` the next `block_size` producer ids (Kafka's
     /// AllocateProducerIds, KIP-730) and returns the first; the block is
     /// committed to the metadata log before it is returned.
-    pub fn allocate_producer_ids(&self, broker_id: i32, block_size: i64) -> Result<i64, ApiError> {
+    pub(crate) fn allocate_producer_ids_local(
+        &self,
+        broker_id: i32,
+        block_size: i64,
+    ) -> Result<i64, ApiError> {
         let mut state = self.lock();
         let first = state.image.next_producer_id;
         let record = MetadataRecord::ProducerIds {
@@ -370,7 +405,7 @@ impl Controller {
     /// epoch INVALID_UPDATE_VERSION, an ISR that is not a subset of the
     /// replicas or lacks the leader INVALID_REQUEST, an unregistered broker
     /// INELIGIBLE_REPLICA. Returns the committed registration.
-    pub fn alter_partition(
+    pub(crate) fn alter_partition_local(
         &self,
         change: AlterPartitionSpec,
     ) -> Result<(PartitionRegistration, CommitOffset), ApiError> {
@@ -430,7 +465,7 @@ impl Controller {
 
     /// CreateTopics. Returns one result per spec, in order, and the commit
     /// offset the created topics become visible at.
-    pub fn create_topics(
+    pub(crate) fn create_topics_local(
         &self,
         specs: Vec<CreateTopicSpec>,
         validate_only: bool,
@@ -599,7 +634,7 @@ impl Controller {
     }
 
     /// DeleteTopics: one result per reference, with the deleted topic's name and id.
-    pub fn delete_topics(
+    pub(crate) fn delete_topics_local(
         &self,
         topics: Vec<TopicRef>,
     ) -> (Vec<Result<DeletedTopic, ApiError>>, CommitOffset) {
@@ -653,7 +688,7 @@ impl Controller {
 
     /// CreatePartitions: grow a topic to `count` partitions, with optional
     /// explicit assignments for the new ones.
-    pub fn create_partitions(
+    pub(crate) fn create_partitions_local(
         &self,
         requests: Vec<PartitionGrowth>,
         validate_only: bool,
@@ -698,7 +733,7 @@ impl Controller {
     }
 
     /// AlterConfigs and IncrementalAlterConfigs: one result per resource.
-    pub fn alter_configs(
+    pub(crate) fn alter_configs_local(
         &self,
         changes: Vec<ConfigChange>,
         validate_only: bool,
@@ -834,7 +869,7 @@ impl Controller {
     }
 
     /// Appends `records` durably, applies them and publishes the new image.
-    fn commit(
+    pub(crate) fn commit(
         &self,
         state: &mut State,
         records: Vec<MetadataRecord>,
@@ -846,7 +881,7 @@ impl Controller {
 }
 
 /// A Partition record carrying `registration`.
-fn partition_record(
+pub(crate) fn partition_record(
     topic_id: Uuid,
     partition: i32,
     registration: PartitionRegistration,

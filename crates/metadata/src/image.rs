@@ -37,7 +37,7 @@ impl BrokerRegistration {
 }
 
 /// Replica assignment and leadership of one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionRegistration {
     /// Replica broker ids, preferred leader first.
     pub replicas: Vec<i32>,

@@ -19,6 +19,8 @@
 //! - [`metadata_log`]: the durable, append-only record log with torn-tail recovery.
 //! - [`store`]: where committed records live (local log or quorum).
 //! - [`controller`]: validation and record generation (the `*_frontend`).
+//! - [`remote`]: the controller's public operations, run here on the active
+//!   controller or forwarded to it from any other node.
 //! - [`topic_name`]: Kafka's topic-name rules.
 //! - [`placement`]: replica assignment for new partitions.
 //! - [`error`]: [`error::ApiError`], a Kafka error code with a message.
@@ -29,6 +31,7 @@ pub mod image;
 pub mod metadata_log;
 pub mod placement;
 pub mod records;
+pub mod remote;
 pub mod store;
 pub mod topic_name;
 

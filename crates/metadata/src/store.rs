@@ -30,7 +30,9 @@ pub enum StoreError {
         /// The active controller's node id, if known.
         leader: Option<i32>,
     },
-    /// No quorum answered in time: nothing was committed (REQUEST_TIMED_OUT).
+    /// No quorum answered in time, or a forwarded request's answer was
+    /// lost: the outcome is unknown, the change may still commit
+    /// (REQUEST_TIMED_OUT, which clients retry).
     #[error("metadata quorum unavailable: {0}")]
     Unavailable(String),
     /// The local log could not be written (KAFKA_STORAGE_ERROR).
@@ -59,6 +61,26 @@ pub trait MetadataStore: Send + Sync {
     fn image(&self) -> Arc<MetadataImage>;
     /// A receiver that sees every image published from now on.
     fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>>;
+    /// Whether this node is the active controller, the one that may
+    /// append. A single-node store always is.
+    fn is_active(&self) -> bool {
+        true
+    }
+    /// The image an operation of the active controller must validate
+    /// against: everything committed before it, including what earlier
+    /// leaders committed and this node may not have applied yet. Blocks
+    /// (call it off the async runtime).
+    fn image_for_update(&self) -> Result<Arc<MetadataImage>, StoreError> {
+        Ok(self.image())
+    }
+    /// Sends an encoded controller request to the active controller and
+    /// returns its encoded answer. Blocks (call it off the async runtime).
+    /// [`StoreError::NotController`] means it was not delivered (safe to
+    /// retry); [`StoreError::Unavailable`] that its outcome is unknown.
+    fn forward(&self, request: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let _ = request;
+        Err(StoreError::NotController { leader: None })
+    }
 }
 
 /// A one-node metadata store: the fsynced local [`MetadataLog`], replayed

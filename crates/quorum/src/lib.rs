@@ -111,6 +111,7 @@ mod log_store;
 mod network;
 mod server;
 mod state_machine;
+mod store;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,7 +125,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use millrace_metadata::records::MetadataRecord;
 use millrace_metadata::MetadataImage;
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -139,6 +140,8 @@ use crate::network::{CallError, LeaderReply, NetworkFactory, Peers, Request, Res
 use crate::server::{accept_loop, stopped, ServerContext};
 use crate::state_machine::{SnapshotProbe, StateMachine};
 use crate::types::{kafka_id, raft_id, NodeId, RecordBatch, TypeConfig};
+
+pub use crate::store::QuorumMetadataStore;
 
 /// Answers requests forwarded to the leader (see [`Quorum::forward`]).
 pub type RequestHandler = Arc<dyn Fn(Bytes) -> BoxFuture<'static, Bytes> + Send + Sync>;
@@ -528,6 +531,28 @@ impl Quorum {
                 Ok(Err(_)) => return Err(QuorumError::Stopped("raft stopped".into())),
                 Err(_) => return Ok(None),
             }
+        }
+    }
+
+    /// On the leader: confirms leadership with a majority and waits until
+    /// everything committed so far (earlier leaders' entries included) is
+    /// applied, then returns the image. What the active controller must
+    /// validate a change against, so a fresh leader never decides on an
+    /// image older than the log.
+    pub async fn linearizable_image(&self) -> Result<Arc<MetadataImage>, QuorumError> {
+        let waited = self.config.request_timeout();
+        match tokio::time::timeout(waited, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(QuorumError::NoQuorum { waited }),
+            Ok(Ok(_)) => Ok(self.image()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => {
+                Err(QuorumError::NotLeader {
+                    leader: forward.leader_id.and_then(kafka_id),
+                })
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                Err(QuorumError::NoQuorum { waited })
+            }
+            Ok(Err(RaftError::Fatal(e))) => Err(QuorumError::Stopped(e.to_string())),
         }
     }
 

@@ -39,9 +39,10 @@ impl Handler for CreatePartitionsHandler {
                 }),
             })
             .collect();
+        let validate_only = request.validate_only;
         let (results, offset) = broker
-            .controller()
-            .create_partitions(growths, request.validate_only);
+            .control(move |c| c.create_partitions(growths, validate_only))
+            .await;
         if !request.validate_only {
             broker
                 .partitions()

@@ -56,9 +56,10 @@ impl Handler for CreateTopicsHandler {
                     .collect(),
             })
             .collect();
+        let validate_only = request.validate_only;
         let (results, offset) = broker
-            .controller()
-            .create_topics(specs, request.validate_only);
+            .control(move |c| c.create_topics(specs, validate_only))
+            .await;
         if !request.validate_only {
             broker
                 .partitions()

@@ -62,7 +62,7 @@ impl Handler for DeleteTopicsHandler {
                 (None, true) => invalid.push(true),
             }
         }
-        let (results, offset) = broker.controller().delete_topics(refs);
+        let (results, offset) = broker.control(move |c| c.delete_topics(refs)).await;
         let deleted: Vec<String> = results
             .iter()
             .filter_map(|r| r.as_ref().ok().map(|d| d.name.clone()))

@@ -141,7 +141,10 @@ pub async fn apply(
         .iter()
         .filter_map(|c| c.as_ref().ok().cloned())
         .collect();
-    let (results, offset) = ctx.broker.controller().alter_configs(valid, validate_only);
+    let (results, offset) = ctx
+        .broker
+        .control(move |c| c.alter_configs(valid, validate_only))
+        .await;
     if !validate_only {
         ctx.broker
             .partitions()

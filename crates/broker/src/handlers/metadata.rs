@@ -83,7 +83,8 @@ impl Handler for MetadataHandler {
                             ..Default::default()
                         })
                         .collect();
-                    let (results, offset) = broker.controller().create_topics(specs, false);
+                    let (results, offset) =
+                        broker.control(move |c| c.create_topics(specs, false)).await;
                     for (name, result) in missing.iter().zip(results) {
                         if let Err(e) = result {
                             if e.code != ErrorCode::TopicAlreadyExists {

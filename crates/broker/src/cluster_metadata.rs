@@ -1,0 +1,126 @@
+//! Where a node's metadata lives: its own local log (a single node, when
+//! `process.roles` is not set) or the Raft metadata quorum shared by the
+//! nodes of a cluster (`process.roles=broker,controller` with
+//! `controller.quorum.voters`), KRaft's combined mode.
+//!
+//! In a cluster every node runs a quorum voter on its CONTROLLER listener
+//! and a [`Controller`] over the replicated store; the quorum leader is the
+//! active controller, and every other node forwards controller requests to
+//! it through the quorum ([`Controller::serve`] answers them there).
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use millrace_config::broker::ProcessRole;
+use millrace_config::BrokerConfig;
+use millrace_metadata::Controller;
+use millrace_quorum::{Quorum, QuorumConfig};
+
+use crate::broker::BootError;
+
+/// The quorum's files, beside the single-node metadata log.
+const QUORUM_DIR: &str = "millrace-quorum";
+
+/// The quorum settings of this node, or `None` for a single node with its
+/// own local metadata log.
+pub(crate) fn quorum_config(
+    config: &BrokerConfig,
+    metadata_dir: &Path,
+) -> Result<Option<QuorumConfig>, BootError> {
+    let roles = config.process_roles();
+    if roles.is_empty() || config.controller_quorum_voters().is_empty() {
+        return Ok(None);
+    }
+    let is_broker = roles.contains(&ProcessRole::Broker);
+    let is_controller = roles.contains(&ProcessRole::Controller);
+    if !(is_broker && is_controller) {
+        return Err(BootError::Config(format!(
+            "process.roles={} is not supported yet: every node of a Millrace cluster runs \
+             combined (process.roles=broker,controller)",
+            if is_broker { "broker" } else { "controller" }
+        )));
+    }
+    let node_id = config.node_id();
+    let mut voters = BTreeMap::new();
+    for voter in config.controller_quorum_voters() {
+        let addr = resolve(&voter.host, voter.port).map_err(|e| {
+            BootError::Config(format!(
+                "controller.quorum.voters: cannot resolve {}:{}: {e}",
+                voter.host, voter.port
+            ))
+        })?;
+        voters.insert(voter.id, addr);
+    }
+    if !voters.contains_key(&node_id) {
+        return Err(BootError::Config(format!(
+            "node.id {node_id} is not in controller.quorum.voters: a combined node must be a voter"
+        )));
+    }
+    let controller_names = config.controller_listener_names();
+    let listener = config
+        .listeners()
+        .iter()
+        .find(|l| controller_names.contains(&l.name))
+        .ok_or_else(|| {
+            BootError::Config(
+                "a controller needs a listener named in controller.listener.names".into(),
+            )
+        })?;
+    let host = listener.host.as_deref().unwrap_or("0.0.0.0");
+    let listen = resolve(host, listener.port).map_err(|e| {
+        BootError::Config(format!("controller listener {host}:{}: {e}", listener.port))
+    })?;
+    let mut quorum = QuorumConfig::new(node_id, voters, listen, metadata_dir.join(QUORUM_DIR));
+    // Kafka's controller.quorum.request.timeout.ms default; forwarding and
+    // appends give up after it and clients retry.
+    quorum.request_timeout_ms = 10_000;
+    Ok(Some(quorum))
+}
+
+/// The cluster id every node of a quorum formats with, without a format
+/// step: derived from the voter set, so nodes started from the same
+/// `controller.quorum.voters` agree. Kafka's 22-character base64 form.
+pub(crate) fn cluster_id_for(config: &QuorumConfig) -> String {
+    let voters: Vec<String> = config
+        .voters
+        .iter()
+        .map(|(id, addr)| format!("{id}@{addr}"))
+        .collect();
+    let id = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("millrace:cluster:{}", voters.join(",")).as_bytes(),
+    );
+    crate::broker::base64_uuid(id)
+}
+
+/// Starts this node's quorum voter.
+pub(crate) async fn start_quorum(config: QuorumConfig) -> Result<Arc<Quorum>, BootError> {
+    Quorum::start(config)
+        .await
+        .map_err(|e| BootError::Config(format!("metadata quorum: {e}")))
+}
+
+/// Makes `controller` answer the requests other nodes forward to this one
+/// while it leads the quorum.
+pub(crate) fn serve_forwarded_requests(quorum: &Quorum, controller: Arc<Controller>) {
+    quorum.set_request_handler(Arc::new(move |request| {
+        let controller = controller.clone();
+        async move {
+            tokio::task::spawn_blocking(move || controller.serve(&request))
+                .await
+                .map(bytes::Bytes::from)
+                .unwrap_or_default()
+        }
+        .boxed()
+    }));
+}
+
+fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} has no address")))
+}
