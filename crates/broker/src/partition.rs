@@ -189,6 +189,18 @@ impl Partition {
         self.new_data.notify_waiters();
     }
 
+    /// The partition left this broker (deleted, or reassigned elsewhere):
+    /// from now on it leads nothing, which fails its waiting requests with
+    /// NOT_LEADER_OR_FOLLOWER.
+    pub fn resign(&self) {
+        let state = self.leader_state();
+        self.update_leader_state(LeaderState {
+            leader: -1,
+            isr: Vec::new(),
+            ..state
+        });
+    }
+
     /// Starts follower tracking afresh when this broker becomes leader (or
     /// the epoch changes), and follows replica-set changes otherwise.
     fn reset_followers(&self, state: &LeaderState, previous: Option<&LeaderState>) {

@@ -195,8 +195,14 @@ impl PartitionManager {
         )))
     }
 
+    /// Drops a partition this broker no longer replicates (its topic was
+    /// deleted, or a reassignment moved it away) and deletes its log.
+    /// Requests still waiting on it (acks=all, long-poll fetches) are told
+    /// it is no longer led here, so clients go to the new leader at once.
     fn remove(&self, tp: &TopicPartition) {
-        if self.partitions.write().remove(tp).is_some() {
+        let removed = self.partitions.write().remove(tp);
+        if let Some(partition) = removed {
+            partition.resign();
             if let Err(e) = self.log_manager.delete(tp) {
                 tracing::error!(partition = %tp, error = %e, "cannot delete log");
             }

@@ -460,6 +460,13 @@ impl Controller {
             partition_epoch: registration.partition_epoch,
         };
         let offset = self.commit(&mut state, vec![record])?;
+        let (registration, offset) = self.complete_reassignment(
+            &mut state,
+            change.topic_id,
+            change.partition,
+            registration,
+            offset,
+        )?;
         Ok((registration, offset))
     }
 

@@ -49,6 +49,29 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Partition epoch.
     pub partition_epoch: i32,
+    /// Replicas a reassignment is adding (in `replicas` already, as
+    /// followers); empty when none is in progress.
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment will remove once the target is in sync
+    /// (still in `replicas` until then).
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionRegistration {
+    /// Whether a reassignment is in progress (KIP-455).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replica set a reassignment moves to: `replicas` without the
+    /// ones being removed (`replicas` itself when none is in progress).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
 }
 
 /// A topic and its partitions.
@@ -169,6 +192,14 @@ impl MetadataImage {
                     leader_epoch: partition.leader_epoch,
                     partition_epoch: partition.partition_epoch,
                 });
+                if partition.is_reassigning() {
+                    records.push(MetadataRecord::PartitionReassignment {
+                        topic_id: topic.id,
+                        partition_id,
+                        adding_replicas: partition.adding_replicas.clone(),
+                        removing_replicas: partition.removing_replicas.clone(),
+                    });
+                }
             }
         }
         let configs = [
@@ -256,7 +287,22 @@ impl MetadataImage {
                 partition_epoch,
             } => {
                 if let Some(topic) = self.topics_by_id.get_mut(topic_id) {
-                    Arc::make_mut(topic).partitions.insert(
+                    let partitions = &mut Arc::make_mut(topic).partitions;
+                    // An ongoing reassignment survives records that only
+                    // change leadership or the ISR.
+                    let (adding, removing) = partitions
+                        .get(partition_id)
+                        .map(|p| {
+                            let kept = |list: &[i32]| -> Vec<i32> {
+                                list.iter()
+                                    .copied()
+                                    .filter(|r| replicas.contains(r))
+                                    .collect()
+                            };
+                            (kept(&p.adding_replicas), kept(&p.removing_replicas))
+                        })
+                        .unwrap_or_default();
+                    partitions.insert(
                         *partition_id,
                         PartitionRegistration {
                             replicas: replicas.clone(),
@@ -264,8 +310,23 @@ impl MetadataImage {
                             leader: *leader,
                             leader_epoch: *leader_epoch,
                             partition_epoch: *partition_epoch,
+                            adding_replicas: adding,
+                            removing_replicas: removing,
                         },
                     );
+                }
+            }
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_id,
+                adding_replicas,
+                removing_replicas,
+            } => {
+                if let Some(topic) = self.topics_by_id.get_mut(topic_id) {
+                    if let Some(p) = Arc::make_mut(topic).partitions.get_mut(partition_id) {
+                        p.adding_replicas = adding_replicas.clone();
+                        p.removing_replicas = removing_replicas.clone();
+                    }
                 }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
@@ -364,6 +425,12 @@ mod tests {
                 leader_epoch: 0,
                 partition_epoch: 0,
             },
+            MetadataRecord::PartitionReassignment {
+                topic_id: kept,
+                partition_id: 1,
+                adding_replicas: vec![1],
+                removing_replicas: vec![],
+            },
             MetadataRecord::Config {
                 resource_type: ConfigResourceType::Topic,
                 resource_name: "kept".into(),
@@ -397,7 +464,15 @@ mod tests {
         for (offset, record) in history.iter().enumerate() {
             image.apply(offset as i64, record);
         }
+        assert_eq!(
+            image.topic("kept").unwrap().partitions[&1].adding_replicas,
+            vec![1],
+            "a reassignment is part of the image"
+        );
         let records = image.to_records();
+        assert!(records
+            .iter()
+            .any(|r| matches!(r, MetadataRecord::PartitionReassignment { .. })));
         assert!(!records
             .iter()
             .any(|r| matches!(r, MetadataRecord::RemoveTopic { .. })));

@@ -30,6 +30,7 @@ pub mod error;
 pub mod image;
 pub mod metadata_log;
 pub mod placement;
+pub mod reassignment;
 pub mod records;
 pub mod remote;
 pub mod store;

@@ -81,6 +81,23 @@ pub enum MetadataRecord {
         /// Bumped on every change to the partition.
         partition_epoch: i32,
     },
+    /// A partition's reassignment (KIP-455) started, changed or ended: the
+    /// replicas being added and removed. Kept apart from `Partition` (KRaft
+    /// carries them in `PartitionRecord`/`PartitionChangeRecord`) so every
+    /// writer of `Partition` records leaves an ongoing reassignment alone:
+    /// applying a `Partition` record keeps them (minus replicas no longer in
+    /// the replica set). Empty lists end the reassignment.
+    PartitionReassignment {
+        /// The topic it belongs to.
+        topic_id: Uuid,
+        /// Partition index.
+        partition_id: i32,
+        /// Target replicas not yet in the original replica set: they join
+        /// as followers and must reach the ISR before the move completes.
+        adding_replicas: Vec<i32>,
+        /// Original replicas not in the target: dropped on completion.
+        removing_replicas: Vec<i32>,
+    },
     /// A topic and all its partitions and configs were deleted.
     RemoveTopic {
         /// The topic deleted.

@@ -25,6 +25,7 @@ use crate::controller::{
 };
 use crate::error::ApiError;
 use crate::image::PartitionRegistration;
+use crate::reassignment::{ElectionResult, ElectionType, ReassignmentSpec, TopicPartitions};
 use crate::records::Endpoint;
 use crate::store::StoreError;
 
@@ -86,6 +87,20 @@ pub enum ControllerRequest {
         /// Validate without changing.
         validate_only: bool,
     },
+    /// [`Controller::elect_leaders`].
+    ElectLeaders {
+        /// Preferred or unclean.
+        election: ElectionType,
+        /// The partitions, `None` for all.
+        partitions: Option<Vec<TopicPartitions>>,
+    },
+    /// [`Controller::alter_partition_reassignments`].
+    AlterPartitionReassignments {
+        /// One per partition.
+        specs: Vec<ReassignmentSpec>,
+        /// The asking broker's `unclean.leader.election.enable`.
+        unclean_default: bool,
+    },
 }
 
 /// The active controller's answer to a forwarded request.
@@ -144,6 +159,16 @@ impl Controller {
                 changes,
                 validate_only,
             } => serde_json::to_value(self.alter_configs_local(changes, validate_only)),
+            ControllerRequest::ElectLeaders {
+                election,
+                partitions,
+            } => serde_json::to_value(self.elect_leaders_local(election, partitions)),
+            ControllerRequest::AlterPartitionReassignments {
+                specs,
+                unclean_default,
+            } => serde_json::to_value(
+                self.alter_partition_reassignments_local(specs, unclean_default),
+            ),
         };
         match encoded {
             Ok(value) => ControllerReply::Done(value),
@@ -319,6 +344,69 @@ impl Controller {
     }
 
     /// `count` copies of a forwarding failure, at the current offset.
+    /// ElectLeaders: elects preferred or unclean leaders (see
+    /// `elect_leaders_local`).
+    pub fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<TopicPartitions>>,
+    ) -> (Vec<ElectionResult>, CommitOffset) {
+        if self.store().is_active() {
+            return self.elect_leaders_local(election, partitions);
+        }
+        let named = partitions.clone();
+        let request = ControllerRequest::ElectLeaders {
+            election,
+            partitions,
+        };
+        self.forward(&request).unwrap_or_else(|e| {
+            let results = named
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| ElectionResult {
+                    topic: t.topic,
+                    partitions: t
+                        .partitions
+                        .into_iter()
+                        .map(|p| (p, Err(e.clone())))
+                        .collect(),
+                })
+                .collect();
+            (results, self.image().offset)
+        })
+    }
+
+    /// AlterPartitionReassignments: one result per partition.
+    pub fn alter_partition_reassignments(
+        &self,
+        specs: Vec<ReassignmentSpec>,
+        unclean_default: bool,
+    ) -> (Vec<Result<(), ApiError>>, CommitOffset) {
+        if self.store().is_active() {
+            return self.alter_partition_reassignments_local(specs, unclean_default);
+        }
+        let count = specs.len();
+        let request = ControllerRequest::AlterPartitionReassignments {
+            specs,
+            unclean_default,
+        };
+        self.forward(&request)
+            .unwrap_or_else(|e| self.failed_all(count, e))
+    }
+
+    /// The periodic preferred-leader rebalance: runs on the active
+    /// controller only (elsewhere it does nothing), so every node can
+    /// schedule it.
+    pub fn balance_partition_leaders(
+        &self,
+        imbalance_percentage: i32,
+    ) -> Result<Option<CommitOffset>, ApiError> {
+        if !self.store().is_active() {
+            return Ok(None);
+        }
+        self.balance_partition_leaders_local(imbalance_percentage)
+    }
+
     fn failed_all<T>(
         &self,
         count: usize,

@@ -23,6 +23,7 @@ use crate::request_context::RequestContext;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -37,6 +38,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -47,6 +49,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
@@ -242,6 +245,9 @@ registry!(
     describe_log_dirs::DescribeLogDirsHandler,
     create_partitions::CreatePartitionsHandler,
     incremental_alter_configs::IncrementalAlterConfigsHandler,
+    elect_leaders::ElectLeadersHandler,
+    alter_partition_reassignments::AlterPartitionReassignmentsHandler,
+    list_partition_reassignments::ListPartitionReassignmentsHandler,
     describe_cluster::DescribeClusterHandler,
     find_coordinator::FindCoordinatorHandler,
     join_group::JoinGroupHandler,

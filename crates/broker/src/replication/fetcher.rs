@@ -6,7 +6,7 @@
 //! follower's replica id, appends what arrives with the leader's offsets and
 //! epochs, and takes the leader's high watermark.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::peer_client::PeerClient;
+use super::throttle::{self, ByteRate};
 use crate::broker::Broker;
 use crate::partition::Partition;
 
@@ -31,6 +32,9 @@ use crate::partition::Partition;
 const FETCH_VERSION: i16 = 12;
 /// OffsetForLeaderEpoch version followers send (v3+ carries the replica id).
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+/// How long a fetcher whose every partition is held back by the
+/// replication throttle waits before measuring the rate again.
+const THROTTLE_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Where one follower partition is in its cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,14 +129,25 @@ pub struct FetcherSettings {
     pub listener: String,
 }
 
+/// What the follower-side replication throttle needs for one round: the
+/// throttled replicas (topic configs in the image), the rate
+/// (`follower.replication.throttled.rate`) and the broker-wide meter.
+struct FollowerThrottle {
+    image: Arc<millrace_metadata::MetadataImage>,
+    rate: i64,
+    quota: Arc<ByteRate>,
+}
+
 /// Runs one fetcher until `state` is empty and the broker shuts down or the
-/// manager drops it.
+/// manager drops it. `quota` meters throttled replication traffic across
+/// all of this broker's fetchers.
 pub async fn run(
     broker: Weak<Broker>,
     leader_id: i32,
     fetcher_id: usize,
     state: Arc<FetcherState>,
     settings: FetcherSettings,
+    quota: Arc<ByteRate>,
 ) {
     let mut client: Option<PeerClient> = None;
     loop {
@@ -143,6 +158,11 @@ pub async fn run(
         }
         let node_id = b.node_id();
         let addr = leader_address(&b, leader_id, &settings.listener);
+        let throttle = FollowerThrottle {
+            image: b.image(),
+            rate: b.config().model.follower_replication_throttled_rate(),
+            quota: quota.clone(),
+        };
         drop(b);
         if state.is_empty() {
             tokio::select! {
@@ -164,7 +184,7 @@ pub async fn run(
         });
         peer.retarget(addr);
         let outcome = tokio::select! {
-            r = fetch_round(peer, node_id, &state, &settings) => r,
+            r = fetch_round(peer, node_id, &state, &settings, &throttle) => r,
             () = shutdown.cancelled() => return,
         };
         if let Err(reason) = outcome {
@@ -200,6 +220,7 @@ async fn fetch_round(
     node_id: i32,
     state: &FetcherState,
     settings: &FetcherSettings,
+    throttle: &FollowerThrottle,
 ) -> Result<(), String> {
     let followers = state.snapshot();
     let truncating: Vec<_> = followers
@@ -209,12 +230,37 @@ async fn fetch_round(
     if !truncating.is_empty() {
         reconcile(peer, node_id, state, &truncating, settings).await?;
     }
+    // Kafka's `shouldFollowerThrottle`: a throttled replica outside the
+    // ISR sits out the rounds while the quota is exceeded.
+    let exceeded = throttle.quota.exceeded(throttle.rate);
+    let mut throttled: HashSet<(String, i32)> = HashSet::new();
+    let mut held_back = false;
     let fetching: Vec<_> = state
         .snapshot()
         .into_iter()
         .filter(|(_, f)| f.phase == Phase::Fetching)
+        .filter(|((topic, index), f)| {
+            let in_sync = f.partition.leader_state().isr.contains(&node_id);
+            if in_sync
+                || !throttle::is_throttled(
+                    &throttle.image,
+                    "follower.replication.throttled.replicas",
+                    topic,
+                    *index,
+                    node_id,
+                )
+            {
+                return true;
+            }
+            throttled.insert((topic.clone(), *index));
+            held_back |= exceeded;
+            !exceeded
+        })
         .collect();
     if fetching.is_empty() {
+        if held_back {
+            tokio::time::sleep(THROTTLE_BACKOFF).await;
+        }
         return Ok(());
     }
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
@@ -269,6 +315,9 @@ async fn fetch_round(
                 None => {
                     let records = p.records.clone().unwrap_or_default();
                     let whole = whole_batches(&records);
+                    if throttled.contains(&key) {
+                        throttle.quota.record(whole as u64);
+                    }
                     if let Err(code) =
                         partition.append_as_follower(&records[..whole], p.high_watermark)
                     {

@@ -16,11 +16,12 @@
 
 pub mod fetcher;
 pub mod peer_client;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use millrace_config::BrokerConfig;
 use millrace_metadata::controller::AlterPartitionSpec;
@@ -29,6 +30,7 @@ use parking_lot::Mutex;
 use crate::broker::Broker;
 use crate::partition::Partition;
 use fetcher::{FetcherSettings, FetcherState};
+use throttle::ByteRate;
 
 /// Fetchers and ISR upkeep for one broker.
 pub struct ReplicaManager {
@@ -37,6 +39,12 @@ pub struct ReplicaManager {
     fetchers_per_leader: usize,
     lag_max_ms: i64,
     fetchers: Mutex<HashMap<FetcherKey, Arc<FetcherState>>>,
+    /// Throttled follower traffic of all fetchers (one quota per broker,
+    /// as Kafka's follower `ReplicationQuotaManager`).
+    follower_quota: Arc<ByteRate>,
+    /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds`
+    /// and `leader.imbalance.per.broker.percentage`.
+    rebalance: Option<(Duration, i32)>,
 }
 
 /// A fetcher is named by its source (leader) broker and its index among
@@ -62,6 +70,15 @@ impl ReplicaManager {
             fetchers_per_leader: config.num_replica_fetchers().max(1) as usize,
             lag_max_ms: config.replica_lag_time_max_ms().max(1),
             fetchers: Mutex::new(HashMap::new()),
+            follower_quota: Arc::new(ByteRate::default()),
+            rebalance: config.auto_leader_rebalance_enable().then(|| {
+                (
+                    Duration::from_secs(
+                        config.leader_imbalance_check_interval_seconds().max(1) as u64
+                    ),
+                    config.leader_imbalance_per_broker_percentage(),
+                )
+            }),
         }
     }
 
@@ -102,6 +119,7 @@ impl ReplicaManager {
                     key.1,
                     state.clone(),
                     self.settings.clone(),
+                    self.follower_quota.clone(),
                 ));
                 state
             });
@@ -120,14 +138,36 @@ impl ReplicaManager {
     /// Runs the ISR upkeep until the broker shuts down: every half
     /// `replica.lag.time.max.ms` (Kafka's isr-expiration schedule), each led
     /// partition whose wanted ISR differs from the committed one asks the
-    /// controller to change it.
+    /// controller to change it. The preferred-leader rebalance
+    /// (`auto.leader.rebalance.enable`) runs from the same loop every
+    /// `leader.imbalance.check.interval.seconds`; the controller only acts
+    /// where it is the active one.
     pub async fn run_isr_upkeep(self: Arc<Self>) {
-        let period = Duration::from_millis((self.lag_max_ms / 2).clamp(50, 5000) as u64);
+        let mut period = Duration::from_millis((self.lag_max_ms / 2).clamp(50, 5000) as u64);
+        if let Some((interval, _)) = self.rebalance {
+            period = period.min(interval);
+        }
+        let mut last_rebalance = Instant::now();
         loop {
             let Some(broker) = self.broker.upgrade() else {
                 return;
             };
             let shutdown = broker.shutdown_token();
+            if let Some((interval, percentage)) = self.rebalance {
+                if last_rebalance.elapsed() >= interval {
+                    last_rebalance = Instant::now();
+                    let controller = broker.controller().clone();
+                    tokio::spawn(async move {
+                        let result = tokio::task::spawn_blocking(move || {
+                            controller.balance_partition_leaders(percentage)
+                        })
+                        .await;
+                        if let Ok(Err(e)) = result {
+                            tracing::info!(error = %e, "preferred leader rebalance failed");
+                        }
+                    });
+                }
+            }
             for partition in broker.partitions().all() {
                 if let Some(wanted) = partition.wanted_isr_change(self.lag_max_ms) {
                     let spec = AlterPartitionSpec {
