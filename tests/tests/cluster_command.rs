@@ -1,4 +1,5 @@
-//! `millrace cluster`: one command starts a replicated local cluster that
+//! `millrace cluster`: one command starts a replicated local cluster (one
+//! process per node, forming a Raft metadata quorum) that
 //! real clients use; topics get MSK's three replicas across the zones, every
 //! replica is in sync, acks=all writes are read back, and SIGTERM stops
 //! every broker cleanly.
@@ -41,8 +42,10 @@ fn cluster_command_runs_three_replicating_brokers() {
         .spawn()
         .expect("spawn millrace cluster");
     let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(0..3).all(|i| TcpStream::connect(("127.0.0.1", base + i)).is_ok()) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !output().contains("Bootstrap servers:")
+        || !(0..3).all(|i| TcpStream::connect(("127.0.0.1", base + i)).is_ok())
+    {
         assert!(Instant::now() < deadline, "cluster not up:\n{}", output());
         assert!(
             child.try_wait().ok().flatten().is_none(),
@@ -56,6 +59,22 @@ fn cluster_command_runs_three_replicating_brokers() {
         .collect::<Vec<_>>()
         .join(",");
     assert!(output().contains(&format!("Bootstrap servers: {bootstrap}")));
+    // Each node is its own process, started from a Kafka KRaft config an
+    // operator could run by hand.
+    for n in 1..=3 {
+        let config = std::fs::read_to_string(
+            data.path()
+                .join("data")
+                .join(format!("broker-{n}"))
+                .join("server.properties"),
+        )
+        .expect("node config");
+        assert!(
+            config.contains("process.roles=broker,controller"),
+            "{config}"
+        );
+        assert!(config.contains(&format!("node.id={n}")), "{config}");
+    }
 
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)

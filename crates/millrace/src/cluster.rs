@@ -1,20 +1,31 @@
 //! `millrace cluster`: a local multi-broker cluster in one command.
 //!
-//! Brokers 1..N listen on consecutive loopback ports, each with its own
-//! data directory and an availability zone as its rack (zones round-robin,
-//! as MSK spreads brokers), with MSK's replication defaults (three replicas,
-//! `min.insync.replicas=2`, capped by the broker count). Until the Raft
-//! quorum is wired in, the brokers run in this one process and share one
-//! controller over a metadata log in `<data-dir>/metadata`; replication
-//! between them is real (followers fetch from leaders over TCP).
+//! It does exactly what an operator does by hand: writes one Kafka KRaft
+//! `server.properties` per node under `<data-dir>/broker-N/` (combined
+//! broker and controller, `controller.quorum.voters` naming every node, a
+//! CONTROLLER listener, the zone as `broker.rack`, MSK's replication
+//! defaults of three replicas and `min.insync.replicas=2`, capped by the
+//! broker count) and runs `millrace broker --config` for each as a child
+//! process. Broker N takes client port `BASE_PORT + N - 1` and controller
+//! port `BASE_PORT + 100 + N - 1`, and logs to `<data-dir>/broker-N/broker.log`.
+//! A second run on the same data dir restarts the same cluster.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::Arc;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
 
-use millrace_broker::{Broker, RunningBroker};
 use millrace_config::{parse_override, BrokerConfig};
-use millrace_metadata::store::{LocalMetadataStore, MetadataStore};
+use tokio::process::{Child, Command};
+
+/// Controller listeners sit this far above the client listeners.
+const CONTROLLER_PORT_OFFSET: u32 = 100;
+
+/// How long a node may take to start (recovery, then the quorum forming
+/// while its peers start).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a node may take to stop cleanly before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What `millrace cluster` was asked for.
 #[derive(Debug, Clone)]
@@ -23,7 +34,7 @@ pub struct ClusterSpec {
     pub brokers: u16,
     /// Number of availability zones (racks).
     pub racks: u16,
-    /// Where every broker's data and the metadata log live.
+    /// Where every broker's data lives.
     pub data_dir: PathBuf,
     /// Port of broker 1; broker N listens on `base_port + N - 1`.
     pub base_port: u16,
@@ -31,23 +42,53 @@ pub struct ClusterSpec {
     pub overrides: Vec<String>,
 }
 
+impl ClusterSpec {
+    fn client_port(&self, node_id: u16) -> Result<u16, String> {
+        port(u32::from(self.base_port) + u32::from(node_id) - 1)
+    }
+
+    fn controller_port(&self, node_id: u16) -> Result<u16, String> {
+        port(u32::from(self.base_port) + CONTROLLER_PORT_OFFSET + u32::from(node_id) - 1)
+    }
+
+    fn node_dir(&self, node_id: u16) -> PathBuf {
+        self.data_dir.join(format!("broker-{node_id}"))
+    }
+}
+
+fn port(value: u32) -> Result<u16, String> {
+    u16::try_from(value).map_err(|_| format!("port {value} is out of range"))
+}
+
 /// The server.properties entries of broker `node_id`.
 fn broker_entries(spec: &ClusterSpec, node_id: u16) -> Result<Vec<(String, String)>, String> {
     let replicas = spec.brokers.min(3);
     let min_isr = if replicas >= 3 { 2 } else { 1 };
     let zone = (node_id - 1) % spec.racks.max(1) + 1;
-    let port = u32::from(spec.base_port) + u32::from(node_id) - 1;
-    let port = u16::try_from(port).map_err(|_| format!("port {port} is out of range"))?;
+    let mut voters = Vec::new();
+    for n in 1..=spec.brokers {
+        voters.push(format!("{n}@127.0.0.1:{}", spec.controller_port(n)?));
+    }
+    let data = spec.node_dir(node_id).join("data");
     let mut entries: Vec<(String, String)> = [
         ("node.id", node_id.to_string()),
-        ("listeners", format!("PLAINTEXT://127.0.0.1:{port}")),
+        ("process.roles", "broker,controller".to_string()),
+        ("controller.quorum.voters", voters.join(",")),
         (
-            "log.dirs",
-            spec.data_dir
-                .join(format!("broker-{node_id}"))
-                .display()
-                .to_string(),
+            "listeners",
+            format!(
+                "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                spec.client_port(node_id)?,
+                spec.controller_port(node_id)?
+            ),
         ),
+        ("controller.listener.names", "CONTROLLER".to_string()),
+        (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
+        ),
+        ("inter.broker.listener.name", "PLAINTEXT".to_string()),
+        ("log.dirs", data.display().to_string()),
         ("broker.rack", format!("use1-az{zone}")),
         ("default.replication.factor", replicas.to_string()),
         ("min.insync.replicas", min_isr.to_string()),
@@ -68,8 +109,17 @@ fn broker_entries(spec: &ClusterSpec, node_id: u16) -> Result<Vec<(String, Strin
     Ok(entries)
 }
 
-/// Starts every broker, prints the bootstrap servers, and runs until
-/// SIGINT/SIGTERM, then stops them one by one (controlled shutdown).
+/// One node's child process.
+struct Node {
+    node_id: u16,
+    child: Child,
+    log: PathBuf,
+    client_port: u16,
+}
+
+/// Writes every node's config, starts the nodes, prints the bootstrap
+/// servers once every node serves, and runs until `stop`, then stops them
+/// (each does a controlled shutdown).
 pub async fn run(spec: ClusterSpec, stop: impl std::future::Future<Output = ()>) -> ExitCode {
     if spec.brokers == 0 || spec.racks == 0 {
         eprintln!("millrace: --brokers and --racks must be at least 1");
@@ -77,76 +127,157 @@ pub async fn run(spec: ClusterSpec, stop: impl std::future::Future<Output = ()>)
     }
     let mut configs = Vec::new();
     for node_id in 1..=spec.brokers {
-        let loaded = broker_entries(&spec, node_id)
-            .and_then(|e| BrokerConfig::from_entries(&e).map_err(|e| e.to_string()));
-        match loaded {
-            Ok((config, _)) => configs.push(config),
+        let checked = broker_entries(&spec, node_id).and_then(|entries| {
+            BrokerConfig::from_entries(&entries).map_err(|e| e.to_string())?;
+            Ok(entries)
+        });
+        match checked {
+            Ok(entries) => configs.push((node_id, entries)),
             Err(message) => {
                 eprintln!("millrace: broker {node_id}: {message}");
                 return ExitCode::from(2);
             }
         }
     }
-    let running = match start_all(&spec.data_dir, configs).await {
-        Ok(running) => running,
-        Err(message) => {
-            tracing::error!("cannot start the cluster: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let bootstrap: Vec<String> = running
-        .iter()
-        .filter_map(|r| r.addresses().first().map(|(_, a)| a.to_string()))
-        .collect();
-    for r in &running {
-        if let Some((name, addr)) = r.addresses().first() {
-            println!(
-                "Millrace broker {} listening: {name} {addr}",
-                r.broker().node_id()
-            );
+    let mut nodes = Vec::new();
+    for (node_id, entries) in configs {
+        match start_node(&spec, node_id, &entries).await {
+            Ok(node) => nodes.push(node),
+            Err(message) => {
+                tracing::error!("cannot start broker {node_id}: {message}");
+                stop_all(nodes).await;
+                return ExitCode::FAILURE;
+            }
         }
     }
+    if let Err(message) = wait_started(&mut nodes).await {
+        tracing::error!("the cluster did not start: {message}");
+        stop_all(nodes).await;
+        return ExitCode::FAILURE;
+    }
+    for node in &nodes {
+        println!(
+            "Millrace broker {} listening: PLAINTEXT 127.0.0.1:{} (log: {})",
+            node.node_id,
+            node.client_port,
+            node.log.display()
+        );
+    }
+    let bootstrap: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.client_port))
+        .collect();
     println!("Bootstrap servers: {}", bootstrap.join(","));
     stop.await;
     tracing::info!("shutting down the cluster");
-    let mut code = ExitCode::SUCCESS;
-    for r in running {
-        if let Err(e) = r.shutdown().await {
-            tracing::error!("unclean shutdown: {e}");
-            code = ExitCode::FAILURE;
-        }
+    if stop_all(nodes).await {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
-    code
 }
 
-async fn start_all(
-    data_dir: &Path,
-    configs: Vec<BrokerConfig>,
-) -> Result<Vec<RunningBroker>, String> {
-    let store: Arc<dyn MetadataStore> =
-        Arc::new(LocalMetadataStore::open(&data_dir.join("metadata")).map_err(|e| e.to_string())?);
-    let mut running: Vec<RunningBroker> = Vec::new();
-    for config in configs {
-        let started = match running.first() {
-            None => Broker::start_with_store(config, Some(store.clone())).await,
-            Some(first) => {
-                Broker::start_with_controller(
-                    config,
-                    first.broker().controller().clone(),
-                    first.broker().cluster_id().to_string(),
-                )
-                .await
+async fn start_node(
+    spec: &ClusterSpec,
+    node_id: u16,
+    entries: &[(String, String)],
+) -> Result<Node, String> {
+    let dir = spec.node_dir(node_id);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let config = dir.join("server.properties");
+    let mut text = format!("# Written by `millrace cluster` for broker {node_id}.\n");
+    for (k, v) in entries {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+    let log = dir.join("broker.log");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let child = Command::new(exe)
+        .arg("broker")
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .map_err(|e| format!("cannot start a broker process: {e}"))?;
+    Ok(Node {
+        node_id,
+        child,
+        log,
+        client_port: spec.client_port(node_id)?,
+    })
+}
+
+/// Waits until every node has printed that it listens (it does once it has
+/// registered with the quorum and recovered its logs).
+async fn wait_started(nodes: &mut [Node]) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    for node in nodes.iter_mut() {
+        let ready = format!("Millrace broker {} listening", node.node_id);
+        loop {
+            if read_log(&node.log).contains(&ready) {
+                break;
             }
-        };
-        match started {
-            Ok(r) => running.push(r),
-            Err(e) => {
-                for r in running {
-                    let _ = r.shutdown().await;
-                }
-                return Err(e.to_string());
+            if let Ok(Some(status)) = node.child.try_wait() {
+                return Err(format!(
+                    "broker {} exited ({status}); see {}",
+                    node.node_id,
+                    node.log.display()
+                ));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "broker {} not serving after {START_TIMEOUT:?}; see {}",
+                    node.node_id,
+                    node.log.display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Stops every node in reverse order: SIGTERM, then SIGKILL after
+/// [`STOP_TIMEOUT`]. True when each stopped cleanly.
+async fn stop_all(nodes: Vec<Node>) -> bool {
+    let mut clean = true;
+    for mut node in nodes.into_iter().rev() {
+        if let Some(pid) = node.child.id() {
+            // The crate forbids `unsafe`, so no libc::kill.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, node.child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => {
+                tracing::error!(broker = node.node_id, %status, "broker stopped uncleanly");
+                clean = false;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(broker = node.node_id, error = %e, "cannot wait for broker");
+                clean = false;
+            }
+            Err(_) => {
+                tracing::error!(broker = node.node_id, "broker did not stop in time: killed");
+                let _ = node.child.kill().await;
+                clean = false;
             }
         }
     }
-    Ok(running)
+    clean
 }
