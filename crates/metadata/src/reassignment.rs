@@ -262,14 +262,16 @@ impl Controller {
         }
     }
 
-    /// ListPartitionReassignments: the reassignments in progress, of every
-    /// topic (`None`) or of the named partitions (unknown ones are skipped,
-    /// as Kafka does). Read from this node's image, which every node holds.
-    pub fn list_partition_reassignments(
+    /// ListPartitionReassignments on the active controller: the
+    /// reassignments in progress, of every topic (`None`) or of the named
+    /// partitions (unknown ones are skipped, as Kafka does). Answered by
+    /// the active controller, as in KRaft, so a client that just started a
+    /// reassignment through another broker sees it.
+    pub(crate) fn list_partition_reassignments_local(
         &self,
         topics: Option<Vec<TopicPartitions>>,
     ) -> Vec<OngoingReassignment> {
-        let image = self.image();
+        let image = self.lock().image.clone();
         let ongoing = |name: &str, index: i32, p: &PartitionRegistration| OngoingReassignment {
             topic: name.to_string(),
             partition: index,
@@ -729,7 +731,7 @@ mod tests {
             (p.adding_replicas.clone(), p.removing_replicas.clone()),
             (vec![3, 4], vec![1, 2])
         );
-        assert_eq!(c.list_partition_reassignments(None).len(), 1);
+        assert_eq!(c.list_partition_reassignments(None).unwrap().len(), 1);
         // One new replica in sync: not yet.
         let p = isr_change(&c, id, vec![1, 2, 3]);
         assert!(p.is_reassigning());
@@ -742,7 +744,7 @@ mod tests {
         assert_eq!(p.leader, 3);
         assert_eq!(p.leader_epoch, before.leader_epoch + 1);
         assert!(!p.is_reassigning());
-        assert!(c.list_partition_reassignments(None).is_empty());
+        assert!(c.list_partition_reassignments(None).unwrap().is_empty());
     }
 
     fn setup_again(dir: &Path) -> (Arc<Controller>, ()) {

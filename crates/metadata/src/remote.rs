@@ -25,7 +25,9 @@ use crate::controller::{
 };
 use crate::error::ApiError;
 use crate::image::PartitionRegistration;
-use crate::reassignment::{ElectionResult, ElectionType, ReassignmentSpec, TopicPartitions};
+use crate::reassignment::{
+    ElectionResult, ElectionType, OngoingReassignment, ReassignmentSpec, TopicPartitions,
+};
 use crate::records::Endpoint;
 use crate::store::StoreError;
 
@@ -101,6 +103,11 @@ pub enum ControllerRequest {
         /// The asking broker's `unclean.leader.election.enable`.
         unclean_default: bool,
     },
+    /// [`Controller::list_partition_reassignments`].
+    ListPartitionReassignments {
+        /// The partitions, `None` for all.
+        topics: Option<Vec<TopicPartitions>>,
+    },
 }
 
 /// The active controller's answer to a forwarded request.
@@ -169,6 +176,9 @@ impl Controller {
             } => serde_json::to_value(
                 self.alter_partition_reassignments_local(specs, unclean_default),
             ),
+            ControllerRequest::ListPartitionReassignments { topics } => {
+                serde_json::to_value(self.list_partition_reassignments_local(topics))
+            }
         };
         match encoded {
             Ok(value) => ControllerReply::Done(value),
@@ -392,6 +402,18 @@ impl Controller {
         };
         self.forward(&request)
             .unwrap_or_else(|e| self.failed_all(count, e))
+    }
+
+    /// ListPartitionReassignments: the reassignments in progress, as the
+    /// active controller knows them.
+    pub fn list_partition_reassignments(
+        &self,
+        topics: Option<Vec<TopicPartitions>>,
+    ) -> Result<Vec<OngoingReassignment>, ApiError> {
+        if self.store().is_active() {
+            return Ok(self.list_partition_reassignments_local(topics));
+        }
+        self.forward(&ControllerRequest::ListPartitionReassignments { topics })
     }
 
     /// The periodic preferred-leader rebalance: runs on the active

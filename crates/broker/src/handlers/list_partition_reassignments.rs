@@ -14,7 +14,7 @@ use millrace_protocol::{ApiKey, ErrorCode};
 
 use super::{Handler, Outcome};
 use crate::request_context::RequestContext;
-use crate::wire::{broker_id, topic_name};
+use crate::wire::{broker_id, str_bytes, topic_name};
 
 /// Serves ListPartitionReassignments v0 (Kafka 3.7's range).
 pub struct ListPartitionReassignmentsHandler;
@@ -39,7 +39,26 @@ impl Handler for ListPartitionReassignmentsHandler {
                 })
                 .collect()
         });
-        let ongoing = ctx.broker.controller().list_partition_reassignments(wanted);
+        let controller = ctx.broker.controller().clone();
+        let listed =
+            tokio::task::spawn_blocking(move || controller.list_partition_reassignments(wanted))
+                .await;
+        let ongoing = match listed {
+            Ok(Ok(ongoing)) => ongoing,
+            Ok(Err(e)) => {
+                return Outcome::Respond(
+                    ListPartitionReassignmentsResponse::default()
+                        .with_error_code(e.code_i16())
+                        .with_error_message(e.message.as_deref().map(str_bytes)),
+                )
+            }
+            Err(_) => {
+                return Outcome::Respond(Self::error_response(
+                    &request,
+                    ErrorCode::UnknownServerError,
+                ))
+            }
+        };
         let mut by_topic: BTreeMap<String, Vec<OngoingPartitionReassignment>> = BTreeMap::new();
         for r in ongoing {
             let ids = |list: &[i32]| list.iter().map(|&b| broker_id(b)).collect();
