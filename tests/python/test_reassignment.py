@@ -73,6 +73,13 @@ def cluster():
                     assert proc.poll() is None, log_path.read_text(errors="replace")
                     assert time.monotonic() < deadline, "cluster not listening"
                     time.sleep(0.05)
+        # Listening is not registered: wait until the metadata names all three.
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        while len(admin.list_topics(timeout=T).brokers) < 3:
+            assert proc.poll() is None, log_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, "brokers not registered"
+            time.sleep(0.2)
+        del admin
         yield bootstrap
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=STOP_TIMEOUT_S) == 0, log_path.read_text(errors="replace")
