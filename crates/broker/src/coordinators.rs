@@ -14,6 +14,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::{FutureExt, Shared};
 use millrace_config::BrokerConfig;
 use millrace_group_coordinator::{
     ConsumerGroupConfig, GroupCoordinator, GroupCoordinatorConfig, LogChunk as GroupLogChunk,
@@ -50,6 +51,9 @@ pub struct Coordinators {
     txn: Arc<TransactionCoordinator>,
     /// `(topic, partition) -> leader epoch` for the partitions we lead.
     elected: Mutex<HashMap<(String, i32), i32>>,
+    /// Internal-topic creations in flight, shared by every request waiting
+    /// on one: a creation can take as long as the metadata quorum needs.
+    creating: Mutex<HashMap<String, Shared<BoxFuture<bool>>>>,
 }
 
 impl Coordinators {
@@ -111,6 +115,7 @@ impl Coordinators {
             group,
             txn,
             elected: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashMap::new()),
         }
     }
 
@@ -178,6 +183,31 @@ impl Coordinators {
 /// (for example fewer brokers than its replication factor): the caller
 /// answers COORDINATOR_NOT_AVAILABLE and the client retries.
 pub async fn ensure_internal_topic(broker: &Arc<Broker>, topic: &str) -> bool {
+    let creation = {
+        let mut creating = broker.coordinators().creating.lock();
+        creating
+            .entry(topic.to_string())
+            .or_insert_with(|| {
+                let (broker, topic) = (broker.clone(), topic.to_string());
+                let task =
+                    tokio::spawn(async move { create_internal_topic(&broker, &topic).await });
+                async move { task.await.unwrap_or(false) }.boxed().shared()
+            })
+            .clone()
+    };
+    // Kafka answers COORDINATOR_NOT_AVAILABLE while the creation goes on
+    // rather than holding the request; the client asks again.
+    let outcome = tokio::time::timeout(INTERNAL_TOPIC_WAIT, creation).await;
+    if outcome.is_ok() {
+        broker.coordinators().creating.lock().remove(topic);
+    }
+    outcome.unwrap_or(false)
+}
+
+/// How long a request waits for an internal topic's creation.
+const INTERNAL_TOPIC_WAIT: Duration = Duration::from_secs(5);
+
+async fn create_internal_topic(broker: &Arc<Broker>, topic: &str) -> bool {
     let image = broker.image();
     if image.topic(topic).is_some() {
         // The controller's image may be ahead of what this broker applied:

@@ -32,7 +32,7 @@ use crate::records::Endpoint;
 use crate::store::StoreError;
 
 /// How long a forwarded request keeps looking for a leader (an election
-/// takes a few seconds) before the caller gets NOT_CONTROLLER.
+/// takes a few seconds) before the caller gets REQUEST_TIMED_OUT.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A controller operation, as it travels to the active controller.
@@ -203,6 +203,14 @@ impl Controller {
                 Ok(answer) => break answer,
                 Err(StoreError::NotController { .. }) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100));
+                }
+                // As a KRaft broker's forwarding times out: the client
+                // retries, and a metadata quorum may be back by then.
+                Err(StoreError::NotController { .. }) => {
+                    return Err(ApiError::new(
+                        ErrorCode::RequestTimedOut,
+                        format!("no active controller answered within {FORWARD_TIMEOUT:?}"),
+                    ))
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -86,8 +86,18 @@ fn load_config(
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    // openraft logs every failed RPC to an unreachable peer, twice a
+    // second per peer, at WARN and ERROR; the quorum logs what an operator
+    // needs (leader changes, refused appends). RUST_LOG=openraft=... brings
+    // it back.
+    let directives = if directives.contains("openraft") {
+        directives
+    } else {
+        format!("{directives},openraft=off")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -735,12 +735,21 @@ async fn leader_loop(
 ) {
     let mut metrics = raft.metrics();
     loop {
-        let leader = known_leader(&metrics.borrow_and_update()).and_then(kafka_id);
-        leader_tx.send_if_modified(|current| {
+        let (leader, term) = {
+            let m = metrics.borrow_and_update();
+            (known_leader(&m).and_then(kafka_id), m.current_term)
+        };
+        let changed = leader_tx.send_if_modified(|current| {
             let changed = *current != leader;
             *current = leader;
             changed
         });
+        if changed {
+            match leader {
+                Some(leader) => tracing::info!(leader, term, "metadata quorum leader elected"),
+                None => tracing::info!(term, "metadata quorum has no leader"),
+            }
+        }
         tokio::select! {
             changed = metrics.changed() => if changed.is_err() { return },
             () = stopped(&mut shutdown) => return,
