@@ -10,6 +10,7 @@
 mod broker;
 mod client;
 mod coordination;
+mod failover;
 mod report;
 mod restart;
 
@@ -54,9 +55,17 @@ struct Args {
     #[arg(long, requires = "bootstrap")]
     broker_pid: Option<u32>,
     /// Replication factor of the topics created (more than 1 needs a
-    /// cluster: `millrace cluster` and --bootstrap).
+    /// cluster: --cluster, or `millrace cluster` and --bootstrap).
     #[arg(long, default_value_t = 1)]
     replication_factor: i32,
+    /// Start this many separate broker processes (each also a controller
+    /// voter) instead of one broker, for the throughput and latency runs;
+    /// their min.insync.replicas is 2 with --replication-factor 3, else 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    cluster: u32,
+    /// Leader kills of the failover scenario.
+    #[arg(long, default_value_t = 10)]
+    failover_rounds: u32,
     /// The millrace binary [default: MILLRACE_BIN, else target/release/millrace].
     #[arg(long, value_name = "FILE")]
     broker_bin: Option<PathBuf>,
@@ -125,6 +134,10 @@ enum Scenario {
     /// Consumer groups (time to stable for 1 and 10 members), commit
     /// latency, and transactional vs idempotent produce throughput.
     Coordination,
+    /// On its own 3-process cluster: kill -9 the leader of an RF=3
+    /// partition under acks=all load, --failover-rounds times; time to the
+    /// first acknowledged write on the new leader.
+    Failover,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -251,7 +264,10 @@ fn run(args: &Args) -> Result<()> {
     let wants = |s: Scenario| args.scenario.contains(&s);
     let needs_broker =
         wants(Scenario::Throughput) || wants(Scenario::Latency) || wants(Scenario::Coordination);
-    let broker_bin = if args.bootstrap.is_none() || wants(Scenario::Restart) {
+    let broker_bin = if args.bootstrap.is_none()
+        || wants(Scenario::Restart)
+        || wants(Scenario::Failover)
+    {
         Some(broker::find_broker_bin(args.broker_bin.as_deref())?)
     } else {
         None
@@ -273,6 +289,8 @@ fn run(args: &Args) -> Result<()> {
         "restart_bytes": args.restart_bytes,
         "restart_value_size": args.restart_value_size,
         "restart_partitions": args.restart_partitions,
+        "cluster": args.cluster,
+        "failover_rounds": args.failover_rounds,
     });
 
     let calibration_bytes = 256u64 << 20;
@@ -289,6 +307,7 @@ fn run(args: &Args) -> Result<()> {
 
     if needs_broker {
         let mut own = None;
+        let mut own_cluster = None;
         let target = match &args.bootstrap {
             Some(b) => Target {
                 bootstrap: b.clone(),
@@ -296,6 +315,33 @@ fn run(args: &Args) -> Result<()> {
                 log_dir: None,
                 settings: &settings,
             },
+            None if args.cluster > 1 => {
+                let bin = broker_bin.as_deref().context("no broker binary")?;
+                let min_isr = if args.replication_factor >= 3 { 2 } else { 1 };
+                let c = failover::BenchCluster::start(
+                    bin,
+                    &data_parent,
+                    args.cluster as usize,
+                    min_isr,
+                    &args.broker_props,
+                    &args.broker_log,
+                )?;
+                eprintln!(
+                    "started {} broker processes (pids {:?}) on {}",
+                    args.cluster,
+                    c.pids(),
+                    c.bootstrap()
+                );
+                let target = Target {
+                    bootstrap: c.bootstrap(),
+                    // No broker CPU figure: it would need every process.
+                    pid: None,
+                    log_dir: None,
+                    settings: &settings,
+                };
+                own_cluster = Some(c);
+                target
+            }
             None => {
                 let bin = broker_bin.as_deref().context("no broker binary")?;
                 let b = Broker::start(bin, &data_parent, &args.broker_props, &args.broker_log)?;
@@ -360,6 +406,21 @@ fn run(args: &Args) -> Result<()> {
         if let Some(mut b) = own {
             b.terminate(Duration::from_secs(120))?;
         }
+        if let Some(mut c) = own_cluster {
+            c.terminate(Duration::from_secs(120))?;
+        }
+    }
+
+    if wants(Scenario::Failover) {
+        let bin = broker_bin.as_deref().context("no broker binary")?;
+        let report = failover::run(
+            bin,
+            &data_parent,
+            &args.broker_props,
+            &args.broker_log,
+            args.failover_rounds,
+        )?;
+        failover::print(&report, args.json);
     }
 
     if wants(Scenario::Restart) {
