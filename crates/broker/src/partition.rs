@@ -327,6 +327,38 @@ impl Partition {
         self.leader.read().leader == self.node_id
     }
 
+    /// Whether this broker holds a replica of the partition (leader or follower).
+    pub fn is_replica(&self) -> bool {
+        self.leader.read().replicas.contains(&self.node_id)
+    }
+
+    /// This broker's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// As leader: the in-sync followers that hold everything up to the high
+    /// watermark, which a consumer may be sent to (KIP-392).
+    pub fn readable_followers(&self) -> Vec<i32> {
+        let state = self.leader.read();
+        if state.leader != self.node_id {
+            return Vec::new();
+        }
+        let high_watermark = self.high_watermark();
+        let followers = self.followers.lock();
+        state
+            .isr
+            .iter()
+            .copied()
+            .filter(|&r| r != self.node_id)
+            .filter(|r| {
+                followers
+                    .get(r)
+                    .is_some_and(|p| p.log_end_offset >= high_watermark)
+            })
+            .collect()
+    }
+
     /// Checks a client's `current_leader_epoch` (-1 = not checked), as Kafka
     /// does for Fetch, ListOffsets and OffsetForLeaderEpoch.
     pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ErrorCode> {

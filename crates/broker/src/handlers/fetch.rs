@@ -38,6 +38,28 @@ struct PartitionResult {
     records: Bytes,
     /// Aborted transactions overlapping `records` (read_committed only).
     aborted: Vec<millrace_storage::AbortedTxn>,
+    /// KIP-392: the replica the consumer should read from instead, or -1.
+    preferred_read_replica: i32,
+}
+
+/// Who reads, and so how far and from which replica.
+struct Reader<'a> {
+    isolation: Isolation,
+    /// A follower whose fetch position this read records.
+    follower: Option<i32>,
+    /// A consumer's fetch that may use any replica.
+    consumer: Option<ConsumerFetch<'a>>,
+}
+
+/// What a consumer's fetch (v11+, which carries the client's rack) allows:
+/// reading from a follower, and, with a rack-aware `replica.selector.class`,
+/// being sent to a replica in its own rack (KIP-392).
+#[derive(Clone, Copy)]
+struct ConsumerFetch<'a> {
+    /// `client.rack`, empty when the client set none.
+    rack: &'a str,
+    /// Whether the leader picks a same-rack replica for the client.
+    rack_aware: bool,
 }
 
 impl Handler for FetchHandler {
@@ -110,6 +132,14 @@ impl Handler for FetchHandler {
             .map(|(key, _)| broker.partitions().get(&key.topic, key.partition))
             .collect();
         let shutdown = broker.shutdown_token();
+        let rack_aware = broker
+            .static_config()
+            .replica_selector_class()
+            .is_some_and(|c| c.ends_with("RackAwareReplicaSelector"));
+        let consumer = (follower.is_none() && version >= 11).then_some(ConsumerFetch {
+            rack: request.rack_id.as_str(),
+            rack_aware,
+        });
 
         // A follower's position is recorded by the first read only: waiting
         // for data does not move it.
@@ -132,11 +162,16 @@ impl Handler for FetchHandler {
                 &partitions,
                 &hosted,
                 max_bytes,
-                isolation,
-                record_follower.take(),
+                Reader {
+                    isolation,
+                    follower: record_follower.take(),
+                    consumer,
+                },
             );
             let bytes: usize = results.iter().map(|r| r.records.len()).sum();
-            let any_error = results.iter().any(|r| r.error.is_some());
+            let any_error = results
+                .iter()
+                .any(|r| r.error.is_some() || r.preferred_read_replica >= 0);
             if bytes >= min_bytes || any_error || Instant::now() >= deadline {
                 break results;
             }
@@ -151,8 +186,11 @@ impl Handler for FetchHandler {
                     &partitions,
                     &hosted,
                     max_bytes,
-                    isolation,
-                    record_follower.take(),
+                    Reader {
+                        isolation,
+                        follower: record_follower.take(),
+                        consumer,
+                    },
                 );
             }
             tokio::select! {
@@ -214,7 +252,9 @@ impl Handler for FetchHandler {
                         })
                         .collect()
                 }))
-                .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                .with_preferred_read_replica(kafka_protocol::messages::BrokerId(
+                    result.preferred_read_replica,
+                ))
                 .with_records(Some(result.records));
             let same_topic = topics.last().is_some_and(|t| {
                 if uses_ids {
@@ -304,9 +344,13 @@ fn read_all(
     partitions: &[(SessionPartition, PartitionFetch)],
     hosted: &[Option<Arc<Partition>>],
     max_bytes: usize,
-    isolation: Isolation,
-    record_follower: Option<i32>,
+    reader: Reader<'_>,
 ) -> Vec<PartitionResult> {
+    let Reader {
+        isolation,
+        follower: record_follower,
+        consumer,
+    } = reader;
     let mut remaining = max_bytes;
     let mut min_one = true;
     partitions
@@ -324,13 +368,32 @@ fn read_all(
                 },
                 records: Bytes::new(),
                 aborted: Vec::new(),
+                preferred_read_replica: -1,
             };
             let Some(partition) = partition else {
                 result.error = Some(missing_partition_error(ctx, image, key));
                 return result;
             };
-            if let Err(code) = partition.check_leader(fetch.current_leader_epoch) {
+            // Consumers that send their rack (v11+) may read from any
+            // replica, up to its high watermark (KIP-392); everyone else
+            // only from the leader.
+            let checked = match consumer {
+                Some(_) if partition.is_replica() => {
+                    partition.check_leader_epoch(fetch.current_leader_epoch)
+                }
+                _ => partition.check_leader(fetch.current_leader_epoch),
+            };
+            if let Err(code) = checked {
                 result.error = Some(code);
+                return result;
+            }
+            if let Some(replica) = consumer.and_then(|c| preferred_replica(image, partition, c)) {
+                result.preferred_read_replica = replica;
+                result.report = PartitionReport {
+                    high_watermark: partition.high_watermark(),
+                    last_stable_offset: partition.last_stable_offset(),
+                    log_start_offset: partition.log_start_offset(),
+                };
                 return result;
             }
             if let Some(replica_id) = record_follower {
@@ -367,6 +430,27 @@ fn read_all(
             result
         })
         .collect()
+}
+
+/// Kafka's `RackAwareReplicaSelector`, on the leader: a live in-sync
+/// follower in the client's rack that holds everything up to the high
+/// watermark, when the leader is not in that rack itself.
+fn preferred_replica(
+    image: &MetadataImage,
+    partition: &Partition,
+    consumer: ConsumerFetch<'_>,
+) -> Option<i32> {
+    if !consumer.rack_aware || consumer.rack.is_empty() || !partition.is_leader() {
+        return None;
+    }
+    let rack_of = |id: i32| image.brokers.get(&id).and_then(|b| b.rack.as_deref());
+    if rack_of(partition.node_id()) == Some(consumer.rack) {
+        return None;
+    }
+    partition
+        .readable_followers()
+        .into_iter()
+        .find(|&r| rack_of(r) == Some(consumer.rack) && image.is_live(r))
 }
 
 fn missing_partition_error(
