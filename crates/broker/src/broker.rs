@@ -502,6 +502,11 @@ impl Broker {
         }
     }
 
+    /// Replica fetchers, ISR upkeep and the replication quotas.
+    pub fn replication(&self) -> &Arc<ReplicaManager> {
+        &self.replication
+    }
+
     /// Hosted partitions.
     pub fn partitions(&self) -> &Arc<PartitionManager> {
         &self.partitions

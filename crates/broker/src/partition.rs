@@ -327,6 +327,11 @@ impl Partition {
         self.leader.read().leader == self.node_id
     }
 
+    /// Whether `replica` is in the ISR.
+    pub fn in_sync(&self, replica: i32) -> bool {
+        self.leader.read().isr.contains(&replica)
+    }
+
     /// Whether this broker holds a replica of the partition (leader or follower).
     pub fn is_replica(&self) -> bool {
         self.leader.read().replicas.contains(&self.node_id)

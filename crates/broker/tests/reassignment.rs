@@ -620,3 +620,65 @@ async fn unclean_election_takes_a_live_replica_outside_the_isr() {
     drop(load);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_side_throttle_holds_a_new_replica_back() {
+    let cluster = Cluster::start(2, &[]).await;
+    let addr = cluster.addr();
+    let topic = "leader-throttled";
+    create_topic(&cluster, topic, &[1]).await;
+    let p = producer(&cluster.bootstrap());
+    // ~200 kB in 16 kB batches.
+    produce(
+        &p,
+        topic,
+        (0..200).map(|i| format!("{i:04}-{}", "x".repeat(1000))),
+    )
+    .await;
+    let end = cluster.hosted(1, topic).expect("leader").log_end_offset();
+
+    // 1 kB/s on the leader for every replica of the topic out of the ISR.
+    alter_config(
+        addr,
+        4,
+        "",
+        &[("leader.replication.throttled.rate", Some("1000"))],
+    );
+    alter_config(
+        addr,
+        2,
+        topic,
+        &[("leader.replication.throttled.replicas", Some("*"))],
+    );
+    assert_eq!(reassign(addr, topic, 0, Some(&[1, 2])), NONE);
+    wait_until("the new replica to exist", Duration::from_secs(5), || {
+        cluster.hosted(2, topic).is_some()
+    })
+    .await;
+    // The first fetch is served whole (at most replica.fetch.max.bytes,
+    // 32 kB); after it the rate is far above 1 kB/s, so the leader sends
+    // nothing more for tens of seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let copied = cluster
+        .hosted(2, topic)
+        .expect("new replica")
+        .log_end_offset();
+    assert!(
+        copied < end / 2,
+        "copied {copied} of {end} under a 1 kB/s leader throttle"
+    );
+    assert!(cluster.partition(topic).is_reassigning());
+
+    // Lifting it lets the new replica catch up and the move complete.
+    alter_config(addr, 4, "", &[("leader.replication.throttled.rate", None)]);
+    wait_until("the move to complete", Duration::from_secs(30), || {
+        let p = cluster.partition(topic);
+        !p.is_reassigning() && p.isr.len() == 2
+    })
+    .await;
+    assert_eq!(
+        cluster.hosted(2, topic).expect("replica").log_end_offset(),
+        end
+    );
+    cluster.shutdown().await;
+}

@@ -22,6 +22,7 @@ use crate::fetch_session::{
     FetchContext, PartitionFetch, PartitionReport, SessionPartition, INVALID_SESSION_ID,
 };
 use crate::partition::{Isolation, Partition};
+use crate::replication::throttle;
 use crate::request_context::RequestContext;
 use crate::wire::topic_name;
 
@@ -45,8 +46,11 @@ struct PartitionResult {
 /// Who reads, and so how far and from which replica.
 struct Reader<'a> {
     isolation: Isolation,
-    /// A follower whose fetch position this read records.
+    /// The follower reading, if one is.
     follower: Option<i32>,
+    /// Whether this read records the follower's fetch position (the first
+    /// read of a request only: waiting for data does not move it).
+    record_position: bool,
     /// A consumer's fetch that may use any replica.
     consumer: Option<ConsumerFetch<'a>>,
 }
@@ -143,7 +147,7 @@ impl Handler for FetchHandler {
 
         // A follower's position is recorded by the first read only: waiting
         // for data does not move it.
-        let mut record_follower = follower;
+        let mut first_read = true;
         let results = loop {
             // Listen before reading, so an append between the read and the
             // wait still wakes us.
@@ -164,7 +168,8 @@ impl Handler for FetchHandler {
                 max_bytes,
                 Reader {
                     isolation,
-                    follower: record_follower.take(),
+                    follower,
+                    record_position: std::mem::take(&mut first_read),
                     consumer,
                 },
             );
@@ -188,7 +193,8 @@ impl Handler for FetchHandler {
                     max_bytes,
                     Reader {
                         isolation,
-                        follower: record_follower.take(),
+                        follower,
+                        record_position: std::mem::take(&mut first_read),
                         consumer,
                     },
                 );
@@ -348,7 +354,8 @@ fn read_all(
 ) -> Vec<PartitionResult> {
     let Reader {
         isolation,
-        follower: record_follower,
+        follower,
+        record_position,
         consumer,
     } = reader;
     let mut remaining = max_bytes;
@@ -396,11 +403,43 @@ fn read_all(
                 };
                 return result;
             }
-            if let Some(replica_id) = record_follower {
+            if let Some(replica_id) = follower.filter(|_| record_position) {
                 if let Err(code) = partition.record_follower_fetch(replica_id, fetch.fetch_offset) {
                     result.error = Some(code);
                     return result;
                 }
+            }
+            // Leader-side replication throttle (KIP-73): a follower outside
+            // the ISR that the topic throttles gets nothing while the
+            // broker's throttled traffic is over the rate.
+            let throttled = follower.is_some_and(|replica| {
+                !partition.in_sync(replica)
+                    && throttle::is_throttled(
+                        image,
+                        "leader.replication.throttled.replicas",
+                        &key.topic,
+                        key.partition,
+                        replica,
+                    )
+            });
+            let leader_rate = ctx
+                .broker
+                .config()
+                .model
+                .leader_replication_throttled_rate();
+            if throttled
+                && ctx
+                    .broker
+                    .replication()
+                    .leader_quota()
+                    .exceeded(leader_rate)
+            {
+                result.report = PartitionReport {
+                    high_watermark: partition.high_watermark(),
+                    last_stable_offset: partition.last_stable_offset(),
+                    log_start_offset: partition.log_start_offset(),
+                };
+                return result;
             }
             let limit = (fetch.max_bytes.max(0) as usize).min(remaining);
             result.report = PartitionReport {
@@ -418,6 +457,12 @@ fn read_all(
                         last_stable_offset: read.last_stable_offset,
                         log_start_offset: read.log_start_offset,
                     };
+                    if throttled {
+                        ctx.broker
+                            .replication()
+                            .leader_quota()
+                            .record(read.records.len() as u64);
+                    }
                     if !read.records.is_empty() {
                         min_one = false;
                         remaining = remaining.saturating_sub(read.records.len());

@@ -42,6 +42,9 @@ pub struct ReplicaManager {
     /// Throttled follower traffic of all fetchers (one quota per broker,
     /// as Kafka's follower `ReplicationQuotaManager`).
     follower_quota: Arc<ByteRate>,
+    /// Throttled traffic this broker serves as leader to followers
+    /// (`leader.replication.throttled.rate`).
+    leader_quota: ByteRate,
     /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds`
     /// and `leader.imbalance.per.broker.percentage`.
     rebalance: Option<(Duration, i32)>,
@@ -52,6 +55,13 @@ pub struct ReplicaManager {
 type FetcherKey = (i32, usize);
 
 impl ReplicaManager {
+    /// The leader-side replication quota: what this broker sends, as
+    /// leader, to followers its topics' `leader.replication.throttled.replicas`
+    /// name while they are out of the ISR.
+    pub fn leader_quota(&self) -> &ByteRate {
+        &self.leader_quota
+    }
+
     /// A manager for `broker`, configured from its static configuration.
     pub fn new(broker: Weak<Broker>, config: &BrokerConfig) -> ReplicaManager {
         ReplicaManager {
@@ -71,6 +81,7 @@ impl ReplicaManager {
             lag_max_ms: config.replica_lag_time_max_ms().max(1),
             fetchers: Mutex::new(HashMap::new()),
             follower_quota: Arc::new(ByteRate::default()),
+            leader_quota: ByteRate::default(),
             rebalance: config.auto_leader_rebalance_enable().then(|| {
                 (
                     Duration::from_secs(
