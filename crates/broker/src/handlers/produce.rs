@@ -41,7 +41,10 @@ impl Handler for ProduceHandler {
         let now = now_ms();
         let mut leader_hints = Vec::new();
         let mut responses = Vec::with_capacity(request.topic_data.len());
-        for topic in &request.topic_data {
+        // acks=all: (topic index, partition index, partition, log end after
+        // the append) to wait for before answering.
+        let mut uncommitted = Vec::new();
+        for (t, topic) in request.topic_data.iter().enumerate() {
             let name = topic.name.as_str();
             let mut partitions = Vec::with_capacity(topic.partition_data.len());
             for data in &topic.partition_data {
@@ -51,7 +54,13 @@ impl Handler for ProduceHandler {
                     (None, _) => Err(plain(broker.unhosted_partition_error(name, data.index))),
                     (Some(_), None) => Err(plain(ErrorCode::InvalidRecord)),
                     (Some(partition), Some(records)) => {
-                        partition.append_as_leader(records, acks, version, now)
+                        let result = partition.append_as_leader(records, acks, version, now);
+                        if acks == -1 && result.is_ok() {
+                            // The log end now is at or past this batch's end.
+                            let end = partition.log_end_offset();
+                            uncommitted.push((t, partitions.len(), partition, end));
+                        }
+                        result
                     }
                 };
                 let response = match result {
@@ -84,6 +93,19 @@ impl Handler for ProduceHandler {
                     .with_name(topic.name.clone())
                     .with_partition_responses(partitions),
             );
+        }
+        // acks=all is answered once every in-sync replica has the records
+        // (the high watermark passed them), as Kafka's delayed produce: an
+        // answer after the local append alone would acknowledge writes a
+        // new leader may not have.
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+        for (t, p, partition, end) in uncommitted {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if let Err(code) = partition.wait_committed(end, left).await {
+                let index = responses[t].partition_responses[p].index;
+                responses[t].partition_responses[p] = error_partition(index, &plain(code));
+            }
         }
         let mut response = ProduceResponse::default().with_responses(responses);
         if version >= 10 {
