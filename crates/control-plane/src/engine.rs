@@ -23,8 +23,11 @@ use crate::clusters::{
 use crate::config::ControlPlaneConfig;
 use crate::configurations::revision_properties;
 use crate::error::ApiError;
+use crate::kafka_health::{describe_cluster, ClusterView};
 use crate::operations::{states, step_status, ErrorInfo, OperationPlan, OperationRecord};
-use crate::provisioner::{BrokerHealth, BrokerPorts, BrokerSpec, ClusterSpec, Provisioner};
+use crate::provisioner::{
+    endpoint, BrokerHealth, BrokerPorts, BrokerSpec, ClusterSpec, ListenerKind, Provisioner,
+};
 use crate::store::{Store, StoreTx};
 use crate::timestamps::{now_iso, now_millis};
 use crate::wire::StateInfo;
@@ -220,6 +223,15 @@ impl Engine {
             if health == BrokerHealth::Healthy {
                 return Ok(());
             }
+            if health == BrokerHealth::NotRunning {
+                // It was started and has exited again: waiting won't help.
+                return Err(format!(
+                    "broker {node_id} exited after it was started{}",
+                    last_log_line(spec, node_id)
+                        .map(|l| format!(": {l}"))
+                        .unwrap_or_default()
+                ));
+            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!(
                     "broker {node_id} did not become healthy within {:?}: {health:?}",
@@ -228,6 +240,78 @@ impl Engine {
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
+    }
+
+    /// Every broker's view of the cluster (Metadata over its replication
+    /// listener), or why one could not be had.
+    async fn cluster_views(&self, spec: &ClusterSpec) -> Result<Vec<(i32, ClusterView)>, String> {
+        let mut views = Vec::new();
+        for b in &spec.brokers {
+            let addr = endpoint(b, ListenerKind::Replication);
+            let view = describe_cluster(&addr, std::time::Duration::from_secs(5))
+                .await
+                .map_err(|e| format!("broker {}: {e}", b.node_id))?;
+            views.push((b.node_id, view));
+        }
+        Ok(views)
+    }
+
+    /// Waits until the brokers of `spec` form one healthy Kafka cluster
+    /// (see [`readiness`]): what ACTIVE promises, and what a rolling
+    /// restart waits for before it takes the next broker down.
+    async fn wait_cluster_ready(&self, spec: &ClusterSpec) -> Result<(), String> {
+        let timeout = self.inner.config.timings.broker_ready_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let why = match self.cluster_views(spec).await {
+                Ok(views) => match readiness(spec, &views) {
+                    Readiness::Ready => return Ok(()),
+                    Readiness::Standalone => {
+                        tracing::debug!(cluster = %spec.cluster_arn, "brokers run standalone (no shared metadata quorum): nothing to wait for");
+                        return Ok(());
+                    }
+                    Readiness::Waiting(why) => why,
+                },
+                Err(e) => e,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the brokers did not form a healthy cluster within {timeout:?}: {why}"
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until the brokers of cluster `arn` form one healthy Kafka
+    /// cluster (see [`readiness`]).
+    pub async fn wait_ready(&self, arn: &str) -> Result<(), String> {
+        let (_, spec) = self
+            .load(arn)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no cluster {arn}"))?;
+        self.wait_cluster_ready(&spec).await
+    }
+
+    /// Replicas each broker of cluster `arn` hosts now, by broker id (each
+    /// broker asked about itself). Brokers that don't answer are left out.
+    pub async fn partitions_per_broker(&self, arn: &str) -> Result<HashMap<i32, usize>, ApiError> {
+        let Some((_, spec)) = self.load(arn)? else {
+            return Ok(HashMap::new());
+        };
+        let mut counts = HashMap::new();
+        for b in &spec.brokers {
+            let addr = endpoint(b, ListenerKind::Replication);
+            match describe_cluster(&addr, std::time::Duration::from_secs(5)).await {
+                Ok(view) => {
+                    counts.insert(b.node_id, view.partitions_on(b.node_id));
+                }
+                Err(e) => {
+                    tracing::warn!(cluster = arn, broker = b.node_id, error = %e, "cannot count the broker's partitions")
+                }
+            }
+        }
+        Ok(counts)
     }
 
     /// Starts creating a cluster stored as CREATING.
@@ -260,6 +344,9 @@ impl Engine {
                     break;
                 }
             }
+        }
+        if result.is_ok() {
+            result = self.wait_cluster_ready(&spec).await;
         }
         if let Err(e) = &result {
             tracing::error!(cluster = arn, error = %e, "cluster creation failed");
@@ -497,6 +584,8 @@ impl Engine {
             (OperationPlan::RollingRestart { .. }, Some(target)) => {
                 let mut ids: Vec<i32> = c.brokers.iter().map(|b| b.broker_id).collect();
                 ids.sort_unstable();
+                // No broker goes down while a partition is short of a replica.
+                self.wait_cluster_ready(current).await?;
                 let mut restarted = Vec::new();
                 for id in ids {
                     restarted.push(id);
@@ -505,7 +594,9 @@ impl Engine {
                             .restart_broker(target, id)
                             .await
                             .map_err(|e| e.0)?;
-                        self.wait_healthy(target, id).await
+                        self.wait_healthy(target, id).await?;
+                        // Back in every ISR before the next one goes down.
+                        self.wait_cluster_ready(target).await
                     };
                     if let Err(e) = step.await {
                         // Put the brokers already moved back on the old settings.
@@ -525,7 +616,7 @@ impl Engine {
                     for b in brokers {
                         self.wait_healthy(target, b.broker_id).await?;
                     }
-                    Ok::<(), String>(())
+                    self.wait_cluster_ready(target).await
                 };
                 if let Err(e) = added.await {
                     for b in brokers {
@@ -549,7 +640,8 @@ impl Engine {
                     .restart_broker(current, *broker_id)
                     .await
                     .map_err(|e| e.0)?;
-                self.wait_healthy(current, *broker_id).await
+                self.wait_healthy(current, *broker_id).await?;
+                self.wait_cluster_ready(current).await
             }
             _ => Err("the operation's target could not be prepared".into()),
         }
@@ -591,7 +683,8 @@ impl Engine {
                     .restart_broker(&spec, b.node_id)
                     .await
                     .map_err(|e| e.0)?;
-                self.wait_healthy(&spec, b.node_id).await
+                self.wait_healthy(&spec, b.node_id).await?;
+                self.wait_cluster_ready(&spec).await
             };
             if let Err(e) = restarted.await {
                 tracing::warn!(cluster = arn, broker = b.node_id, error = %e, "maintenance restart failed; the supervisor will heal the broker");
@@ -793,7 +886,8 @@ impl Engine {
                 .restart_broker(spec, node_id)
                 .await
                 .map_err(|e| e.0)?;
-            self.wait_healthy(spec, node_id).await
+            self.wait_healthy(spec, node_id).await?;
+            self.wait_cluster_ready(spec).await
         }
         .await;
         if let Err(e) = result {
@@ -846,5 +940,190 @@ impl Engine {
                 let _ = self.inner.provisioner.stop_cluster(&spec).await;
             }
         }
+    }
+}
+
+/// The last line of broker `node_id`'s `broker.log` (why it stopped),
+/// without terminal colours.
+fn last_log_line(spec: &ClusterSpec, node_id: i32) -> Option<String> {
+    let b = spec.broker(node_id)?;
+    let text = std::fs::read(b.data_dir.join("broker.log")).ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in line.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    Some(plain.trim().to_string())
+}
+
+/// Whether the brokers of a cluster form one healthy Kafka cluster, from
+/// every broker's Metadata answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// One cluster id; every broker lists every broker of the cluster
+    /// (registered and unfenced); a controller is known; no partition is
+    /// under-replicated.
+    Ready,
+    /// Each broker is alone in its own Kafka cluster: brokers that do not
+    /// (yet) share a metadata quorum. Nothing to wait for.
+    Standalone,
+    /// Not yet, and why.
+    Waiting(String),
+}
+
+/// Judges `views` (broker id, its Metadata answer) for the brokers of
+/// `spec`.
+pub fn readiness(spec: &ClusterSpec, views: &[(i32, ClusterView)]) -> Readiness {
+    let ids: Vec<i32> = spec.brokers.iter().map(|b| b.node_id).collect();
+    if views.len() < ids.len() {
+        return Readiness::Waiting(format!("{} of {} brokers answered", views.len(), ids.len()));
+    }
+    let alone = |(id, v): &(i32, ClusterView)| v.brokers == [*id];
+    let mut cluster_ids: Vec<&Option<String>> = views.iter().map(|(_, v)| &v.cluster_id).collect();
+    cluster_ids.sort();
+    cluster_ids.dedup();
+    if ids.len() > 1 && views.iter().all(alone) && cluster_ids.len() == views.len() {
+        return Readiness::Standalone;
+    }
+    if cluster_ids.len() > 1 {
+        return Readiness::Waiting(format!(
+            "the brokers report {} different cluster ids",
+            cluster_ids.len()
+        ));
+    }
+    for (id, view) in views {
+        let missing: Vec<i32> = ids
+            .iter()
+            .copied()
+            .filter(|b| !view.brokers.contains(b))
+            .collect();
+        if !missing.is_empty() {
+            return Readiness::Waiting(format!(
+                "broker {id} does not list brokers {missing:?} as registered and unfenced"
+            ));
+        }
+        if view.controller_id < 0 {
+            return Readiness::Waiting(format!("broker {id} knows no active controller"));
+        }
+        let urp = view.under_replicated();
+        if urp > 0 {
+            return Readiness::Waiting(format!(
+                "broker {id} sees {urp} under-replicated partitions"
+            ));
+        }
+    }
+    Readiness::Ready
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka_health::PartitionView;
+
+    fn spec(ids: &[i32]) -> ClusterSpec {
+        ClusterSpec {
+            cluster_arn: "arn".into(),
+            cluster_id: "id-1".into(),
+            cluster_dir: "/d".into(),
+            kafka_version: "3.7.x.kraft".into(),
+            instance_type: "kafka.m5.large".into(),
+            zone_count: 3,
+            client_listeners: vec![ListenerKind::Plaintext],
+            properties: Vec::new(),
+            brokers: ids
+                .iter()
+                .map(|id| BrokerSpec {
+                    node_id: *id,
+                    zone_id: format!("use1-az{id}"),
+                    host: "127.0.0.1".into(),
+                    ports: BrokerPorts {
+                        plaintext: 1,
+                        tls: 2,
+                        sasl_scram: 3,
+                        sasl_iam: 4,
+                        replication: 5,
+                        controller: 6,
+                    },
+                    data_dir: "/d".into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn view(cluster: &str, brokers: &[i32], isr: &[i32]) -> ClusterView {
+        ClusterView {
+            cluster_id: Some(cluster.into()),
+            controller_id: 1,
+            brokers: brokers.to_vec(),
+            partitions: vec![PartitionView {
+                topic: "t".into(),
+                partition: 0,
+                replicas: vec![1, 2, 3],
+                isr: isr.to_vec(),
+            }],
+        }
+    }
+
+    #[test]
+    fn readiness_of_a_quorum_cluster() {
+        let s = spec(&[1, 2, 3]);
+        let all = [1, 2, 3];
+        let ready: Vec<(i32, ClusterView)> =
+            all.iter().map(|id| (*id, view("c", &all, &all))).collect();
+        assert_eq!(readiness(&s, &ready), Readiness::Ready);
+
+        // A restarted broker not yet back in the ISR.
+        let behind: Vec<(i32, ClusterView)> = all
+            .iter()
+            .map(|id| (*id, view("c", &all, &[1, 2])))
+            .collect();
+        assert!(
+            matches!(readiness(&s, &behind), Readiness::Waiting(w) if w.contains("under-replicated"))
+        );
+
+        // Broker 3 fenced or not yet registered.
+        let missing: Vec<(i32, ClusterView)> = all
+            .iter()
+            .map(|id| (*id, view("c", &[1, 2], &all)))
+            .collect();
+        assert!(matches!(readiness(&s, &missing), Readiness::Waiting(w) if w.contains("[3]")));
+
+        // One broker not yet caught up: it knows only itself, same cluster.
+        let mut lonely = ready.clone();
+        lonely[2].1.brokers = vec![3];
+        assert!(matches!(readiness(&s, &lonely), Readiness::Waiting(_)));
+
+        // No controller elected.
+        let mut leaderless = ready.clone();
+        leaderless[0].1.controller_id = -1;
+        assert!(
+            matches!(readiness(&s, &leaderless), Readiness::Waiting(w) if w.contains("controller"))
+        );
+
+        // A broker that did not answer.
+        assert!(matches!(readiness(&s, &ready[..2]), Readiness::Waiting(_)));
+    }
+
+    #[test]
+    fn standalone_brokers_are_recognised() {
+        let s = spec(&[1, 2, 3]);
+        let alone: Vec<(i32, ClusterView)> = [1, 2, 3]
+            .iter()
+            .map(|id| (*id, view(&format!("c{id}"), &[*id], &[*id])))
+            .collect();
+        assert_eq!(readiness(&s, &alone), Readiness::Standalone);
+        // Alone but sharing a cluster id: a quorum still forming.
+        let forming: Vec<(i32, ClusterView)> = [1, 2, 3]
+            .iter()
+            .map(|id| (*id, view("c", &[*id], &[1, 2, 3])))
+            .collect();
+        assert!(matches!(readiness(&s, &forming), Readiness::Waiting(_)));
     }
 }

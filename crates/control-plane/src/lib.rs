@@ -17,12 +17,14 @@
 //! | [`configurations`] | MSK configurations and revisions |
 //! | [`tags`] | TagResource, UntagResource, ListTagsForResource |
 //! | [`versions`] | Kafka versions, upgrade paths |
+//! | [`dev_cluster`] | the development cluster of `millrace up` |
 //! | [`engine`] | creation, deletion, operations, healing, restart recovery |
 //! | [`provisioner`] | the [`Provisioner`] trait and [`ProcessProvisioner`] |
 //! | [`store`] | the SQLite state |
 //! | [`wire`], [`arn`], [`error`], [`timestamps`] | shapes, ARNs, errors and times of the wire |
 //!
-//! The `millrace` binary calls [`run`].
+//! The `millrace` binary (`millrace up`) starts a [`Server`] and, unless
+//! told not to, [`dev_cluster::ensure_dev_cluster`].
 
 pub mod api;
 pub mod arn;
@@ -30,6 +32,7 @@ pub mod bootstrap_brokers;
 pub mod clusters;
 pub mod config;
 pub mod configurations;
+pub mod dev_cluster;
 pub mod engine;
 pub mod error;
 pub mod kafka_health;
@@ -45,6 +48,7 @@ pub mod versions;
 pub mod wire;
 
 pub use config::{ControlPlaneConfig, SubnetZone, Timings};
+pub use dev_cluster::{ensure_dev_cluster, DevCluster, DEV_CLUSTER_NAME};
 pub use provisioner::{ProcessProvisioner, Provisioner};
 pub use server::{env_exports, RunningServer, Server, StartError};
 pub use store::Credential;

@@ -5,13 +5,19 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::{router, AppState};
+use crate::clusters::ClusterRecord;
 use crate::config::ControlPlaneConfig;
 use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::provisioner::{ProcessProvisioner, Provisioner};
 use crate::store::{Credential, Store, StoreError};
 
@@ -43,6 +49,7 @@ pub struct Server {
 /// A started control plane.
 pub struct RunningServer {
     addr: SocketAddr,
+    app: AppState,
     root: Credential,
     store: Arc<Store>,
     engine: Engine,
@@ -86,7 +93,8 @@ impl Server {
             source,
         })?;
         let region = self.config.region.clone();
-        let app = router(AppState::new(self.config, store.clone(), engine.clone()));
+        let state = AppState::new(self.config, store.clone(), engine.clone());
+        let app = router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
             let result = axum::serve(listener, app)
@@ -101,6 +109,7 @@ impl Server {
         tracing::info!(%addr, "MSK control plane listening");
         Ok(RunningServer {
             addr,
+            app: state,
             root,
             store,
             engine,
@@ -131,6 +140,60 @@ impl RunningServer {
     /// brokers restart one by one); false unless the cluster is ACTIVE.
     pub fn start_maintenance(&self, cluster_arn: &str) -> Result<bool, crate::error::ApiError> {
         self.engine.start_maintenance(cluster_arn)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &ControlPlaneConfig {
+        &self.app.config
+    }
+
+    /// Every cluster as stored.
+    pub fn clusters(&self) -> Result<Vec<ClusterRecord>, ApiError> {
+        self.store.transaction(|tx| tx.clusters())
+    }
+
+    /// The cluster with this ARN, as stored.
+    pub fn cluster(&self, arn: &str) -> Result<Option<ClusterRecord>, ApiError> {
+        self.store.transaction(|tx| tx.cluster(arn))
+    }
+
+    /// CreateCluster from inside the process (the development cluster):
+    /// the API's own handler with a JSON body, so the cluster gets exactly
+    /// the validation, defaults and engine work of `aws kafka
+    /// create-cluster`. Answers the handler's JSON.
+    pub async fn create_cluster(&self, body: &Value) -> Result<Value, ApiError> {
+        let body = Bytes::from(body.to_string());
+        let Json(answer) = crate::clusters::create_cluster(State(self.app.clone()), body).await?;
+        Ok(answer)
+    }
+
+    /// DeleteCluster from inside the process, through the API's handler.
+    pub async fn delete_cluster(&self, arn: &str) -> Result<Value, ApiError> {
+        let Json(answer) = crate::clusters::delete_cluster(
+            State(self.app.clone()),
+            Path(arn.to_string()),
+            RawQuery(None),
+        )
+        .await?;
+        Ok(answer)
+    }
+
+    /// GetBootstrapBrokers from inside the process, through the API's
+    /// handler (lowerCamel members, as on the wire).
+    pub async fn bootstrap_brokers(&self, arn: &str) -> Result<Value, ApiError> {
+        let Json(answer) = crate::bootstrap_brokers::get_bootstrap_brokers(
+            State(self.app.clone()),
+            Path(arn.to_string()),
+        )
+        .await?;
+        Ok(answer)
+    }
+
+    /// Waits until the brokers of cluster `arn` form one healthy Kafka
+    /// cluster: every broker registered and unfenced, a controller known,
+    /// no partition under-replicated.
+    pub async fn wait_cluster_ready(&self, arn: &str) -> Result<(), String> {
+        self.engine.wait_ready(arn).await
     }
 
     /// The `export …` lines that point the AWS CLI and SDKs here.

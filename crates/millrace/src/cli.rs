@@ -1,12 +1,56 @@
 //! Command-line interface.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Millrace: a self-hosted Amazon MSK with Kafka-compatible brokers.
 #[derive(Debug, Parser)]
 #[command(name = "millrace", version, about)]
+pub struct Invocation {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: TopCommand,
+}
+
+/// Every subcommand: `up` is handled by [`crate::up`], the broker-level
+/// ones by [`crate::boot`] (kept in their own enum so that start-up code
+/// that knows nothing of the control plane matches only its own commands).
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// Run the MSK control plane (the AWS `kafka` API) and a ready 3-broker
+    /// development cluster behind it.
+    ///
+    /// Prints `export` lines for the AWS CLI and SDKs, then the development
+    /// cluster's ARN and bootstrap servers once it is ACTIVE. Stop it with
+    /// Ctrl-C or SIGTERM: brokers stop cleanly, state and data stay in the
+    /// data directory, and the next `millrace up` there brings the same
+    /// clusters back.
+    Up(UpArgs),
+    /// Broker-level commands.
+    #[command(flatten)]
+    Run(Command),
+}
+
+/// What `millrace up` was asked for.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Address of the AWS `kafka` REST API (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9876")]
+    pub listen: SocketAddr,
+    /// Directory of the control plane's SQLite state and of every broker's
+    /// data.
+    #[arg(long, value_name = "DIR", default_value = "./data-msk")]
+    pub data_dir: PathBuf,
+    /// Start only the control plane; make clusters with `aws kafka
+    /// create-cluster`.
+    #[arg(long)]
+    pub no_dev_cluster: bool,
+}
+
+/// What the broker-level start-up ([`crate::boot`]) runs.
+#[derive(Debug, Parser)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]

@@ -6,6 +6,8 @@
 //! `{clusterArn, clusterOperationArn}` at once, and leaves the work to the
 //! engine. (RebootBroker, which takes no `currentVersion`, is in `nodes`.)
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -123,6 +125,48 @@ pub fn begin(
     })))
 }
 
+/// Replicas (leaders and followers) per broker, surveyed from the brokers
+/// of an ACTIVE cluster. Other clusters are refused by [`begin`] anyway, so
+/// their brokers are not asked.
+pub async fn partition_counts(state: &AppState, arn: &str) -> HashMap<i32, usize> {
+    match state.store.transaction(|tx| tx.cluster(arn)) {
+        Ok(Some(c)) if c.state == ClusterState::Active => state
+            .engine
+            .partitions_per_broker(arn)
+            .await
+            .unwrap_or_default(),
+        _ => HashMap::new(),
+    }
+}
+
+/// Refuses an operation the guide gates on partitions per broker (MSK
+/// Developer Guide, "Right-size your cluster: Number of partitions per
+/// broker": configuration updates, Kafka version updates, moving to a
+/// smaller broker size) while a broker hosts more than `itype` supports.
+pub fn check_partition_limit(
+    counts: &HashMap<i32, usize>,
+    itype: &v::InstanceType,
+    parameter: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    let mut over: Vec<(i32, usize)> = counts
+        .iter()
+        .filter(|(_, n)| **n > itype.max_partitions as usize)
+        .map(|(b, n)| (*b, *n))
+        .collect();
+    over.sort_unstable();
+    match over.first() {
+        None => Ok(()),
+        Some((broker, n)) => Err(ApiError::bad_request(
+            parameter,
+            format!(
+                "Broker {broker} hosts {n} partitions (leaders and followers); {} brokers support at most {}. {what} is not possible until the number of partitions per broker is within that limit: delete topics or partitions, or add brokers first.",
+                itype.name, itype.max_partitions
+            ),
+        )),
+    }
+}
+
 fn updating(
     operation_type: &'static str,
     work_step: &'static str,
@@ -175,12 +219,20 @@ pub async fn update_cluster_configuration(
     let ci = v::required(req.configuration_info.as_ref(), "configurationInfo")?.clone();
     v::required(ci.arn.as_ref(), "arn")?;
     v::required(ci.revision.as_ref(), "revision")?;
+    let counts = partition_counts(&state, &arn).await;
     begin(&state, &arn, Some(version), |tx, c| {
         crate::configurations::check_usable(
             tx,
             &ci,
             &c.settings.kafka_version,
             "configurationInfo",
+        )?;
+        let itype = v::instance_type(c.settings.instance_type(), "instanceType")?;
+        check_partition_limit(
+            &counts,
+            itype,
+            "configurationInfo",
+            "Updating the cluster configuration",
         )?;
         let mut target = c.settings.clone();
         target.configuration_info = Some(ci.clone());
@@ -224,6 +276,7 @@ pub async fn update_broker_count(
         req.target_number_of_broker_nodes.as_ref(),
         "targetNumberOfBrokerNodes",
     )?;
+    let counts = partition_counts(&state, &arn).await;
     begin(&state, &arn, Some(version), |tx, c| {
         let zones = c.zone_count();
         let target_count = v::broker_count(
@@ -296,6 +349,26 @@ pub async fn update_broker_count(
             }
             let per_zone = ((current - target_count) / zones as i64) as usize;
             let removed = brokers_to_remove(c, per_zone);
+            // MSK Developer Guide, "Prepare to remove brokers by removing
+            // all partitions": the brokers removed must host none.
+            let holding: Vec<String> = removed
+                .iter()
+                .filter_map(|id| {
+                    counts
+                        .get(id)
+                        .filter(|n| **n > 0)
+                        .map(|n| format!("broker {id} ({n})"))
+                })
+                .collect();
+            if !holding.is_empty() {
+                return Err(ApiError::bad_request(
+                    "targetNumberOfBrokerNodes",
+                    format!(
+                        "The brokers to remove still host partitions: {}. Move every partition off them (kafka-reassign-partitions.sh) first.",
+                        holding.join(", ")
+                    ),
+                ));
+            }
             let ids: Vec<f64> = removed.iter().map(|id| *id as f64).collect();
             Ok(updating(
                 "DECREASE_BROKER_COUNT",
@@ -390,6 +463,7 @@ pub async fn update_broker_type(
     let version = v::required(req.current_version.as_ref(), "currentVersion")?;
     let name = v::required(req.target_instance_type.as_ref(), "targetInstanceType")?;
     let to = v::instance_type(name, "targetInstanceType")?;
+    let counts = partition_counts(&state, &arn).await;
     begin(&state, &arn, Some(version), |_tx, c| {
         let from = v::instance_type(c.settings.instance_type(), "instanceType")?;
         if from.name == to.name {
@@ -397,6 +471,14 @@ pub async fn update_broker_type(
                 "targetInstanceType",
                 format!("The cluster's brokers are already {}.", to.name),
             ));
+        }
+        if to.max_partitions < from.max_partitions {
+            check_partition_limit(
+                &counts,
+                to,
+                "targetInstanceType",
+                &format!("Moving to the smaller broker size {}", to.name),
+            )?;
         }
         if from.family == v::Family::M7g && to.family == v::Family::T3 {
             return Err(ApiError::bad_request(
@@ -693,6 +775,7 @@ pub async fn update_cluster_kafka_version(
         v::required(ci.arn.as_ref(), "arn")?;
         v::required(ci.revision.as_ref(), "revision")?;
     }
+    let counts = partition_counts(&state, &arn).await;
     begin(&state, &arn, Some(version), |tx, c| {
         let source = &c.settings.kafka_version;
         if !versions::compatible_targets(source).contains(&target_version.as_str()) {
@@ -706,6 +789,12 @@ pub async fn update_cluster_kafka_version(
         }
         let itype = v::instance_type(c.settings.instance_type(), "instanceType")?;
         v::check_family_version(itype, &target_version, "targetKafkaVersion")?;
+        check_partition_limit(
+            &counts,
+            itype,
+            "targetKafkaVersion",
+            "Updating the Apache Kafka version",
+        )?;
         if c.settings.storage_mode == "TIERED"
             && !versions::supports_tiered_storage(&target_version)
         {
@@ -934,4 +1023,27 @@ fn merge_client_authentication(
         merged.unauthenticated = change.unauthenticated.clone();
     }
     normalize_client_authentication(Some(&merged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_limits_of_the_guide() {
+        let t3 = v::instance_type("kafka.t3.small", "x").expect("t3");
+        let m5 = v::instance_type("kafka.m5.2xlarge", "x").expect("m5");
+        let counts: HashMap<i32, usize> = [(1, 300), (2, 301), (3, 2000)].into_iter().collect();
+        let err = check_partition_limit(&counts, t3, "configurationInfo", "Updating")
+            .expect_err("over 300");
+        assert_eq!(err.invalid_parameter.as_deref(), Some("configurationInfo"));
+        assert!(
+            err.message.contains("Broker 2 hosts 301 partitions"),
+            "{}",
+            err.message
+        );
+        assert!(check_partition_limit(&counts, m5, "x", "Updating").is_ok());
+        let at_limit: HashMap<i32, usize> = [(1, 300)].into_iter().collect();
+        assert!(check_partition_limit(&at_limit, t3, "x", "Updating").is_ok());
+    }
 }

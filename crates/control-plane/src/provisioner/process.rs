@@ -111,6 +111,10 @@ impl ProcessProvisioner {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C in the terminal reaches only
+            // the control plane, which then stops its brokers in order (a
+            // broker stopping by itself would be healed meanwhile).
+            .process_group(0)
             .spawn()
             .map_err(|e| fail(&format!("run {}", self.binary.display()), e))?;
         let pid = child.id().unwrap_or(0);
@@ -359,8 +363,10 @@ impl Provisioner for ProcessProvisioner {
         let Some(b) = spec.broker(node_id) else {
             return Vec::new();
         };
+        let voter = super::properties::is_voter(spec, b);
         super::properties::opened_listeners(spec)
             .into_iter()
+            .filter(|k| voter || *k != ListenerKind::Controller)
             .map(|k| (k, super::endpoint(b, k)))
             .collect()
     }

@@ -1,6 +1,7 @@
 //! The `server.properties` of each broker, in Apache Kafka's own names so
 //! that the file would start a Kafka broker as well: MSK's zone-dependent
-//! defaults, then the cluster's MSK configuration revision, then what the
+//! defaults, the thread counts of the broker size, then the cluster's MSK
+//! configuration revision, then what the
 //! control plane owns (node id, rack, listeners, log dirs, KRaft quorum).
 
 use super::{BrokerSpec, ClusterSpec, ListenerKind};
@@ -16,23 +17,51 @@ pub fn broker_serves(kind: ListenerKind) -> bool {
     )
 }
 
-/// The KRaft properties of a combined broker+controller node whose quorum is
-/// every broker of the cluster. The broker accepts these keys today
-/// (`millrace-config` validates them as Kafka 3.7 does) and runs each node
-/// standalone; the Raft quorum being built uses them as written.
+/// The metadata quorum's voters: the lowest broker id of each zone, so one
+/// KRaft controller per zone (MSK runs three). The set never changes over
+/// the cluster's life: new brokers get higher ids, and a broker count
+/// decrease removes the highest ids of each zone, never the last one. That
+/// matters because the brokers derive the cluster id from the voters.
+pub fn quorum_voters(cluster: &ClusterSpec) -> Vec<&BrokerSpec> {
+    let mut voters: Vec<&BrokerSpec> = Vec::new();
+    let mut sorted: Vec<&BrokerSpec> = cluster.brokers.iter().collect();
+    sorted.sort_by_key(|b| b.node_id);
+    for b in sorted {
+        if !voters.iter().any(|v| v.zone_id == b.zone_id) {
+            voters.push(b);
+        }
+    }
+    voters
+}
+
+/// Whether broker `b` is one of the quorum's voters (a combined
+/// broker+controller node); the others are broker-only nodes that follow
+/// the quorum.
+pub fn is_voter(cluster: &ClusterSpec, b: &BrokerSpec) -> bool {
+    quorum_voters(cluster)
+        .iter()
+        .any(|v| v.node_id == b.node_id)
+}
+
+/// The KRaft properties of broker `broker`: `process.roles` (combined on
+/// voters, broker-only elsewhere), the voters, and the controller listener
+/// name, as Kafka 3.7 expects them.
 pub fn kraft_quorum_properties(
     cluster: &ClusterSpec,
     broker: &BrokerSpec,
 ) -> Vec<(String, String)> {
-    let voters = cluster
-        .brokers
+    let voters = quorum_voters(cluster)
         .iter()
         .map(|b| format!("{}@{}:{}", b.node_id, b.host, b.ports.controller))
         .collect::<Vec<_>>()
         .join(",");
-    let _ = broker;
+    let roles = if is_voter(cluster, broker) {
+        "broker,controller"
+    } else {
+        "broker"
+    };
     vec![
-        ("process.roles".into(), "broker,controller".into()),
+        ("process.roles".into(), roles.into()),
         ("controller.quorum.voters".into(), voters),
         (
             "controller.listener.names".into(),
@@ -62,8 +91,28 @@ fn zone_defaults(zone_count: usize) -> Vec<(String, String)> {
     ]
 }
 
-/// The listeners every broker of `cluster` opens: the enabled client kinds
-/// the broker can serve, replication and controller.
+/// What the broker size sets (MSK Developer Guide, "Default configuration"
+/// and "Optimize cluster throughput"): `num.io.threads` = max(8, vCPUs),
+/// `num.network.threads` = max(5, vCPUs / 2), `num.replica.fetchers` =
+/// max(2, vCPUs / 4). The cluster's MSK configuration may override them.
+pub fn size_profile(instance_type: &str) -> Vec<(String, String)> {
+    let vcpus = crate::clusters::validation::INSTANCE_TYPES
+        .iter()
+        .find(|t| t.name == instance_type)
+        .map_or(2, |t| t.vcpus);
+    vec![
+        ("num.io.threads".into(), vcpus.max(8).to_string()),
+        ("num.network.threads".into(), (vcpus / 2).max(5).to_string()),
+        (
+            "num.replica.fetchers".into(),
+            (vcpus / 4).max(2).to_string(),
+        ),
+    ]
+}
+
+/// The listeners the brokers of `cluster` open: the enabled client kinds
+/// the broker can serve, replication, and controller (on the quorum's
+/// voters only).
 pub fn opened_listeners(cluster: &ClusterSpec) -> Vec<ListenerKind> {
     let mut kinds: Vec<ListenerKind> = cluster
         .client_listeners
@@ -93,12 +142,20 @@ pub fn render_server_properties(cluster: &ClusterSpec, b: &BrokerSpec) -> String
         "MSK defaults for this zone count",
         &zone_defaults(cluster.zone_count),
     );
+    section(
+        &format!("Broker size {}", cluster.instance_type),
+        &size_profile(&cluster.instance_type),
+    );
     section("The cluster's MSK configuration", &cluster.properties);
 
     let kinds = opened_listeners(cluster);
+    // Broker-only nodes don't listen as controllers (Kafka refuses it), but
+    // map the controller listener's protocol to reach the voters.
+    let voter = is_voter(cluster, b);
     let listeners = |host: &str| {
         kinds
             .iter()
+            .filter(|k| voter || **k != ListenerKind::Controller)
             .map(|k| format!("{}://{host}:{}", k.listener_name(), b.ports.port(*k)))
             .collect::<Vec<_>>()
             .join(",")
@@ -146,6 +203,24 @@ fn escape_value(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn broker_size_sets_thread_counts() {
+        let get = |t: &str| super::size_profile(t);
+        let m5_4xl = get("kafka.m5.4xlarge");
+        assert_eq!(m5_4xl[0], ("num.io.threads".into(), "16".into()));
+        assert_eq!(m5_4xl[1], ("num.network.threads".into(), "8".into()));
+        assert_eq!(m5_4xl[2], ("num.replica.fetchers".into(), "4".into()));
+        let m7g_16xl = get("kafka.m7g.16xlarge");
+        assert_eq!(m7g_16xl[0].1, "64");
+        assert_eq!(m7g_16xl[1].1, "32");
+        assert_eq!(m7g_16xl[2].1, "16");
+        let t3 = get("kafka.t3.small");
+        assert_eq!(
+            (t3[0].1.as_str(), t3[1].1.as_str(), t3[2].1.as_str()),
+            ("8", "5", "2")
+        );
+    }
+
     use super::*;
     use crate::provisioner::BrokerPorts;
 
@@ -187,12 +262,34 @@ mod tests {
             "listeners=CLIENT://127.0.0.1:20000,REPLICATION://127.0.0.1:20004,CONTROLLER://127.0.0.1:20005\n"
         ));
         assert!(text.contains("controller.quorum.voters=1@127.0.0.1:10005,2@127.0.0.1:20005\n"));
+        assert!(text.contains("process.roles=broker,controller\n"));
         assert!(text.contains("default.replication.factor=2\n"));
+        assert!(text.contains("num.io.threads=8\nnum.network.threads=5\nnum.replica.fetchers=2\n"));
         assert!(!text.contains("CLIENT_SECURE"), "TLS is not served yet");
         let entries = millrace_config::parse_properties(&text).expect("parses");
         let (config, _warnings) =
             millrace_config::BrokerConfig::from_entries(&entries).expect("valid broker config");
         assert_eq!(config.node_id(), 2);
         assert_eq!(config.broker_rack(), Some("use1-az2"));
+    }
+
+    #[test]
+    fn voters_are_one_broker_per_zone_and_stay_so() {
+        let mut s = spec();
+        let mut third = s.brokers[0].clone();
+        third.node_id = 3;
+        third.zone_id = "use1-az1".into();
+        third.ports.controller = 30005;
+        third.ports.plaintext = 30000;
+        third.ports.replication = 30004;
+        s.brokers.push(third);
+        let ids: Vec<i32> = quorum_voters(&s).iter().map(|b| b.node_id).collect();
+        assert_eq!(ids, vec![1, 2], "the lowest id of each zone");
+        let text = render_server_properties(&s, &s.brokers[2]);
+        assert!(text.contains("process.roles=broker\n"), "{text}");
+        assert!(text.contains("controller.quorum.voters=1@127.0.0.1:10005,2@127.0.0.1:20005\n"));
+        assert!(!text.contains("CONTROLLER://127.0.0.1:30005"), "{text}");
+        let entries = millrace_config::parse_properties(&text).expect("parses");
+        millrace_config::BrokerConfig::from_entries(&entries).expect("a valid broker-only config");
     }
 }

@@ -392,3 +392,37 @@ pub fn alive(pid: u32) -> bool {
 pub fn enc(arn: &str) -> String {
     millrace_control_plane::sigv4::uri_encode(arn, false)
 }
+
+/// One Kafka request to `addr` at `version`, answered.
+pub async fn kafka<R: kafka_protocol::protocol::Request>(
+    addr: &str,
+    version: i16,
+    request: &R,
+) -> R::Response {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("control-plane-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, R::header_version(version))
+        .expect("encode header");
+    request.encode(&mut body, version).expect("encode request");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(&(body.len() as i32).to_be_bytes())
+        .await
+        .expect("write");
+    stream.write_all(&body).await.expect("write");
+    let size = stream.read_i32().await.expect("read size");
+    let mut response = vec![0u8; size as usize];
+    stream.read_exact(&mut response).await.expect("read");
+    let mut buf = Bytes::from(response);
+    ResponseHeader::decode(&mut buf, R::Response::header_version(version)).expect("header");
+    R::Response::decode(&mut buf, version).expect("response")
+}
