@@ -9,6 +9,7 @@
 
 mod broker;
 mod client;
+mod control_plane;
 mod coordination;
 mod failover;
 mod report;
@@ -158,6 +159,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = control_plane::main_if_asked() {
+        return code;
+    }
     let args = Args::parse();
     client::REPLICATION_FACTOR.store(
         args.replication_factor,
