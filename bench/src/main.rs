@@ -268,14 +268,12 @@ fn run(args: &Args) -> Result<()> {
     let wants = |s: Scenario| args.scenario.contains(&s);
     let needs_broker =
         wants(Scenario::Throughput) || wants(Scenario::Latency) || wants(Scenario::Coordination);
-    let broker_bin = if args.bootstrap.is_none()
-        || wants(Scenario::Restart)
-        || wants(Scenario::Failover)
-    {
-        Some(broker::find_broker_bin(args.broker_bin.as_deref())?)
-    } else {
-        None
-    };
+    let broker_bin =
+        if args.bootstrap.is_none() || wants(Scenario::Restart) || wants(Scenario::Failover) {
+            Some(broker::find_broker_bin(args.broker_bin.as_deref())?)
+        } else {
+            None
+        };
 
     let params = serde_json::json!({
         "records": args.records,

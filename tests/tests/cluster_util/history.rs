@@ -27,7 +27,9 @@ use std::sync::Mutex;
 pub enum Outcome {
     /// No delivery report yet.
     InFlight,
-    /// Acknowledged at this offset.
+    /// Acknowledged at this offset (negative: acknowledged without an
+    /// offset, as librdkafka reports an idempotent batch the broker
+    /// answered DUPLICATE_SEQUENCE_NUMBER; it must still be in the log).
     Acked(i64),
     /// Failed with this error; the record may still have been appended.
     Failed(String),
@@ -319,6 +321,23 @@ impl History {
                 continue;
             };
             acked += 1;
+            if offset < 0 {
+                // Offset unknown: the last pass must hold it somewhere in
+                // its partition.
+                let held = positions
+                    .get(value.as_str())
+                    .is_some_and(|pos| pos.iter().any(|(p, _)| *p == w.partition));
+                if !held {
+                    violations.push(Violation::Lost {
+                        value: value.clone(),
+                        partition: w.partition,
+                        offset,
+                        found: None,
+                        pass: "(any pass, acknowledged without an offset)".into(),
+                    });
+                }
+                continue;
+            }
             for (i, pass) in passes.iter().enumerate() {
                 let end = pass.ends.get(&w.partition).copied().unwrap_or(0);
                 let is_last = i + 1 == passes.len();
@@ -377,9 +396,12 @@ impl History {
             Err(violations) => {
                 let shown: Vec<String> =
                     violations.iter().take(30).map(|v| v.to_string()).collect();
+                let (acked, attempted) = self.counts();
                 panic!(
-                    "{what}: history check found {} violation(s):\n{}",
+                    "{what}: history check found {} violation(s) ({acked} of {attempted} writes \
+                     acknowledged; failures {:?}):\n{}",
                     violations.len(),
+                    self.failure_kinds(),
                     shown.join("\n")
                 );
             }
@@ -464,6 +486,24 @@ mod tests {
         assert!(h.check().is_err());
         // No read at all while something was acknowledged.
         assert!(base().check().is_err());
+    }
+
+    #[test]
+    fn an_ack_without_offset_needs_the_value_somewhere_in_its_partition() {
+        let h = base();
+        h.acked("d", 0, -1001);
+        h.read(pass(
+            "end",
+            &[(0, 3)],
+            &[(0, 0, "a"), (0, 1, "b"), (0, 2, "d")],
+        ));
+        assert!(h.check().is_ok());
+        let h = base();
+        h.acked("d", 0, -1001);
+        h.read(pass("end", &[(0, 2)], &[(0, 0, "a"), (0, 1, "b")]));
+        assert!(
+            matches!(&h.check().unwrap_err()[..], [Violation::Lost { value, .. }] if value == "d")
+        );
     }
 
     #[test]
