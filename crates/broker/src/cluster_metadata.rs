@@ -1,12 +1,14 @@
 //! Where a node's metadata lives: its own local log (a single node, when
 //! `process.roles` is not set) or the Raft metadata quorum shared by the
-//! nodes of a cluster (`process.roles=broker,controller` with
-//! `controller.quorum.voters`), KRaft's combined mode.
+//! nodes of a cluster (`process.roles` with `controller.quorum.voters`).
 //!
-//! In a cluster every node runs a quorum voter on its CONTROLLER listener
-//! and a [`Controller`] over the replicated store; the quorum leader is the
-//! active controller, and every other node forwards controller requests to
-//! it through the quorum ([`Controller::serve`] answers them there).
+//! A combined node (`process.roles=broker,controller`, KRaft's combined
+//! mode) runs a quorum voter on its CONTROLLER listener; a broker-only node
+//! (`process.roles=broker`) runs an observer, which receives the log without
+//! voting. Every node holds a [`Controller`] over the replicated store; the
+//! quorum leader is the active controller, and every other node forwards
+//! controller requests to it through the quorum ([`Controller::serve`]
+//! answers them there).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -36,12 +38,12 @@ pub(crate) fn quorum_config(
     }
     let is_broker = roles.contains(&ProcessRole::Broker);
     let is_controller = roles.contains(&ProcessRole::Controller);
-    if !(is_broker && is_controller) {
-        return Err(BootError::Config(format!(
-            "process.roles={} is not supported yet: every node of a Millrace cluster runs \
-             combined (process.roles=broker,controller)",
-            if is_broker { "broker" } else { "controller" }
-        )));
+    if !is_broker {
+        return Err(BootError::Config(
+            "process.roles=controller is not supported yet: a Millrace controller also serves \
+             as a broker (process.roles=broker,controller)"
+                .into(),
+        ));
     }
     let node_id = config.node_id();
     let mut voters = BTreeMap::new();
@@ -54,30 +56,68 @@ pub(crate) fn quorum_config(
         })?;
         voters.insert(voter.id, addr);
     }
-    if !voters.contains_key(&node_id) {
+    if is_controller != voters.contains_key(&node_id) {
         return Err(BootError::Config(format!(
-            "node.id {node_id} is not in controller.quorum.voters: a combined node must be a voter"
+            "node.id {node_id} {} controller.quorum.voters but process.roles {} controller",
+            if is_controller { "is not in" } else { "is in" },
+            if is_controller {
+                "names"
+            } else {
+                "does not name"
+            },
         )));
     }
-    let controller_names = config.controller_listener_names();
-    let listener = config
-        .listeners()
-        .iter()
-        .find(|l| controller_names.contains(&l.name))
-        .ok_or_else(|| {
-            BootError::Config(
-                "a controller needs a listener named in controller.listener.names".into(),
-            )
-        })?;
-    let host = listener.host.as_deref().unwrap_or("0.0.0.0");
-    let listen = resolve(host, listener.port).map_err(|e| {
-        BootError::Config(format!("controller listener {host}:{}: {e}", listener.port))
-    })?;
+    let listen = if is_controller {
+        let controller_names = config.controller_listener_names();
+        let listener = config
+            .listeners()
+            .iter()
+            .find(|l| controller_names.contains(&l.name))
+            .ok_or_else(|| {
+                BootError::Config(
+                    "a controller needs a listener named in controller.listener.names".into(),
+                )
+            })?;
+        let host = listener.host.as_deref().unwrap_or("0.0.0.0");
+        resolve(host, listener.port).map_err(|e| {
+            BootError::Config(format!("controller listener {host}:{}: {e}", listener.port))
+        })?
+    } else {
+        observer_listen(config)?
+    };
     let mut quorum = QuorumConfig::new(node_id, voters, listen, metadata_dir.join(QUORUM_DIR));
     // Kafka's controller.quorum.request.timeout.ms default; forwarding and
     // appends give up after it and clients retry.
     quorum.request_timeout_ms = 10_000;
     Ok(Some(quorum))
+}
+
+/// Where a broker-only node (a quorum observer, which receives the log but
+/// does not vote) listens for the leader's replication: an ephemeral port
+/// on the address its brokers reach it at (the advertised host of its first
+/// listener, else that listener's own host), since Kafka gives such a node
+/// no controller listener.
+fn observer_listen(config: &BrokerConfig) -> Result<SocketAddr, BootError> {
+    let listener = config
+        .listeners()
+        .first()
+        .ok_or_else(|| BootError::Config("a broker needs at least one listener".into()))?;
+    let advertised = config
+        .advertised_listeners()
+        .iter()
+        .find(|a| a.name == listener.name)
+        .and_then(|a| a.host.clone());
+    let host = advertised
+        .or_else(|| listener.host.clone())
+        .filter(|h| !h.is_empty() && h != "0.0.0.0" && h != "::")
+        .ok_or_else(|| {
+            BootError::Config(format!(
+                "listener {} binds every interface: set its host (or an advertised host) \
+                 so the metadata quorum can reach this broker",
+                listener.name
+            ))
+        })?;
+    resolve(&host, 0).map_err(|e| BootError::Config(format!("{host}: {e}")))
 }
 
 /// The cluster id every node of a quorum formats with, without a format

@@ -412,6 +412,14 @@ impl Quorum {
                 addr: config.listen,
                 reason: e.to_string(),
             })?;
+        // Port 0 (an observer without a controller listener of its own):
+        // what the leader dials is the port actually bound.
+        let mut config = config;
+        if config.listen.port() == 0 {
+            if let Ok(bound) = listener.local_addr() {
+                config.listen.set_port(bound.port());
+            }
+        }
         let peers = Arc::new(Peers::default());
         let network = NetworkFactory {
             peers: peers.clone(),
@@ -787,12 +795,15 @@ async fn observer_join_loop(quorum: std::sync::Weak<Quorum>, mut shutdown: watch
         let Some(q) = quorum.upgrade() else { return };
         let retry = Duration::from_millis(q.config.heartbeat_interval_ms);
         let mut metrics = q.raft.metrics();
+        // A member at another address (a restart on a new port) joins
+        // again, so the leader replicates to where it listens now.
+        let listen = q.config.listen.to_string();
         let member = metrics
             .borrow_and_update()
             .membership_config
             .membership()
             .get_node(&q.id)
-            .is_some();
+            .is_some_and(|node| node.addr == listen);
         if member {
             drop(q);
             tokio::select! {

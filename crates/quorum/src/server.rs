@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Raft, ServerState};
+use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
 use parking_lot::RwLock;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -170,14 +170,33 @@ async fn admit_observer(context: &ServerContext, node_id: NodeId, addr: String) 
     if known.as_ref() == Some(&node) {
         return LeaderReply::Ok(());
     }
-    tracing::info!(node_id, addr = %node.addr, "adding a metadata observer");
-    let added = tokio::time::timeout(
-        context.request_timeout,
-        context.raft.add_learner(node_id, node, false),
-    )
-    .await;
+    let added = match known {
+        // A restarted observer may listen on a new address: replace it
+        // (safe for a learner, which never votes).
+        Some(_) => {
+            tracing::info!(node_id, addr = %node.addr, "a metadata observer moved");
+            let nodes = std::collections::BTreeMap::from([(node_id, node)]);
+            tokio::time::timeout(
+                context.request_timeout,
+                context
+                    .raft
+                    .change_membership(ChangeMembers::SetNodes(nodes), false),
+            )
+            .await
+            .map(|r| r.map(|_| ()))
+        }
+        None => {
+            tracing::info!(node_id, addr = %node.addr, "adding a metadata observer");
+            tokio::time::timeout(
+                context.request_timeout,
+                context.raft.add_learner(node_id, node, false),
+            )
+            .await
+            .map(|r| r.map(|_| ()))
+        }
+    };
     match added {
-        Ok(Ok(_)) => LeaderReply::Ok(()),
+        Ok(Ok(())) => LeaderReply::Ok(()),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
             LeaderReply::NotLeader {
                 leader: forward.leader_id,
