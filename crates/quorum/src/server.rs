@@ -170,33 +170,39 @@ async fn admit_observer(context: &ServerContext, node_id: NodeId, addr: String) 
     if known.as_ref() == Some(&node) {
         return LeaderReply::Ok(());
     }
-    let added = match known {
+    let timeout = context.request_timeout;
+    match known {
         // A restarted observer may listen on a new address: replace it
         // (safe for a learner, which never votes).
         Some(_) => {
             tracing::info!(node_id, addr = %node.addr, "a metadata observer moved");
             let nodes = std::collections::BTreeMap::from([(node_id, node)]);
-            tokio::time::timeout(
-                context.request_timeout,
-                context
-                    .raft
-                    .change_membership(ChangeMembers::SetNodes(nodes), false),
-            )
-            .await
-            .map(|r| r.map(|_| ()))
+            let change = context
+                .raft
+                .change_membership(ChangeMembers::SetNodes(nodes), false);
+            membership_reply(tokio::time::timeout(timeout, change).await, timeout)
         }
         None => {
             tracing::info!(node_id, addr = %node.addr, "adding a metadata observer");
-            tokio::time::timeout(
-                context.request_timeout,
-                context.raft.add_learner(node_id, node, false),
-            )
-            .await
-            .map(|r| r.map(|_| ()))
+            let add = context.raft.add_learner(node_id, node, false);
+            membership_reply(tokio::time::timeout(timeout, add).await, timeout)
         }
-    };
-    match added {
-        Ok(Ok(())) => LeaderReply::Ok(()),
+    }
+}
+
+/// A membership change's outcome, bounded by a timeout.
+type MembershipOutcome<T> = Result<
+    Result<T, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>,
+    tokio::time::error::Elapsed,
+>;
+
+/// What an observer hears about its membership change.
+fn membership_reply<T>(
+    outcome: MembershipOutcome<T>,
+    timeout: std::time::Duration,
+) -> LeaderReply<()> {
+    match outcome {
+        Ok(Ok(_)) => LeaderReply::Ok(()),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
             LeaderReply::NotLeader {
                 leader: forward.leader_id,
@@ -204,8 +210,7 @@ async fn admit_observer(context: &ServerContext, node_id: NodeId, addr: String) 
         }
         Ok(Err(e)) => LeaderReply::Failed(e.to_string()),
         Err(_) => LeaderReply::Failed(format!(
-            "the membership change was not committed within {:?}",
-            context.request_timeout
+            "the membership change was not committed within {timeout:?}"
         )),
     }
 }
