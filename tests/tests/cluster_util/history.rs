@@ -102,6 +102,8 @@ pub enum Violation {
         value: String,
         /// Every (partition, offset) it was read at.
         positions: Vec<(i32, i64)>,
+        /// The read pass that first saw each position.
+        passes: Vec<String>,
     },
     /// One offset read with different values in different passes.
     Diverged {
@@ -136,9 +138,14 @@ impl fmt::Display for Violation {
                 f,
                 "PHANTOM: read pass '{pass}' found {value:?} at {partition}@{offset}, never sent to that partition"
             ),
-            Violation::Duplicated { value, positions } => {
-                write!(f, "DUPLICATED: {value} is at {positions:?}")
-            }
+            Violation::Duplicated {
+                value,
+                positions,
+                passes,
+            } => write!(
+                f,
+                "DUPLICATED: {value} is at {positions:?} (first read in passes {passes:?})"
+            ),
             Violation::Diverged {
                 partition,
                 offset,
@@ -264,6 +271,7 @@ impl History {
         let mut at: BTreeMap<(i32, i64), Vec<(String, String)>> = BTreeMap::new();
         // value -> distinct positions.
         let mut positions: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+        let mut first_pass: HashMap<(i32, i64), &str> = HashMap::new();
         for pass in passes.iter() {
             for r in &pass.records {
                 match writes.get(&r.value) {
@@ -283,6 +291,9 @@ impl History {
                 if !pos.contains(&(r.partition, r.offset)) {
                     pos.push((r.partition, r.offset));
                 }
+                first_pass
+                    .entry((r.partition, r.offset))
+                    .or_insert(pass.label.as_str());
             }
         }
         for ((partition, offset), values) in &at {
@@ -299,6 +310,10 @@ impl History {
                 violations.push(Violation::Duplicated {
                     value: value.to_string(),
                     positions: pos.clone(),
+                    passes: pos
+                        .iter()
+                        .map(|p| first_pass.get(p).copied().unwrap_or_default().to_string())
+                        .collect(),
                 });
             }
         }
@@ -516,7 +531,7 @@ mod tests {
         ));
         let v = h.check().unwrap_err();
         assert!(
-            v.iter().any(|v| matches!(v, Violation::Duplicated { value, positions } if value == "a" && positions.len() == 2)),
+            v.iter().any(|v| matches!(v, Violation::Duplicated { value, positions, .. } if value == "a" && positions.len() == 2)),
             "{v:?}"
         );
         // An unacknowledged record twice is as wrong.
