@@ -35,11 +35,14 @@ const RATE: u32 = 150;
 const WRITERS: &[WriterKind] = &[WriterKind::Idempotent, WriterKind::Plain];
 /// broker.session.timeout.ms of [`cluster_util::FAULT_SETTINGS`].
 const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a Kafka user waits at most, after a leader stops answering, for
-/// writes to resume on another leader: the session timeout, a metadata
-/// quorum election when the stopped broker was also the active controller
-/// (2-3 s), and slack for a debug build on two shared cores.
-const FAILOVER_BOUND: Duration = Duration::from_secs(12);
+/// How long writes may take to resume on another leader after one stops
+/// answering before the test calls the cluster stuck. A liveness bound, not
+/// a performance claim (tests do not assert on timings): the failover time
+/// itself is printed here and measured by `millrace-bench --scenario
+/// failover`. Expected: the session timeout, plus a metadata quorum election
+/// and a forwarded request's timeout when the stopped broker was also the
+/// active controller, on a debug build sharing two cores with other tests.
+const FAILOVER_BOUND: Duration = Duration::from_secs(45);
 
 /// A three-node cluster with the fault topic (RF=3, min.insync.replicas=2)
 /// and the workload running, every partition already taking writes.

@@ -428,27 +428,45 @@ impl Broker {
         let session =
             Duration::from_millis(self.static_config.broker_session_timeout_ms().max(1) as u64);
         let unclean = self.static_config.unclean_leader_election_enable();
+        // The session check runs apart from the heartbeat: a heartbeat
+        // forwarded to a controller that stopped answering can hang for the
+        // quorum's request timeout, and a node that has just become the
+        // active controller must start fencing without waiting for it.
+        let checker = {
+            let broker = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(interval) => {}
+                        () = broker.shutdown.cancelled() => return,
+                    }
+                    let controller = broker.controller.clone();
+                    let fenced = tokio::task::spawn_blocking(move || {
+                        controller.fence_expired_brokers(session, unclean)
+                    })
+                    .await;
+                    if let Ok(Err(e)) = fenced {
+                        tracing::warn!(error = %e, "session check failed");
+                    }
+                }
+            })
+        };
         loop {
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}
-                () = self.shutdown.cancelled() => return,
+                () = self.shutdown.cancelled() => break,
             }
             let controller = self.controller.clone();
             let node_id = self.node_id;
-            let result = tokio::task::spawn_blocking(move || {
-                let beat = controller.broker_heartbeat(node_id);
-                let fenced = controller.fence_expired_brokers(session, unclean);
-                (beat, fenced)
-            })
-            .await;
-            match result {
-                Ok((Err(e), _)) | Ok((_, Err(e))) => {
-                    tracing::warn!(error = %e, "heartbeat or session check failed")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "liveness task failed"),
+            let beat =
+                tokio::task::spawn_blocking(move || controller.broker_heartbeat(node_id)).await;
+            match beat {
+                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
+                Ok(Ok(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "heartbeat task failed"),
             }
         }
+        let _ = checker.await;
     }
 
     /// The group and transaction coordinators hosted here.

@@ -86,9 +86,11 @@ pub(crate) fn quorum_config(
         observer_listen(config)?
     };
     let mut quorum = QuorumConfig::new(node_id, voters, listen, metadata_dir.join(QUORUM_DIR));
-    // Kafka's controller.quorum.request.timeout.ms default; forwarding and
-    // appends give up after it and clients retry.
-    quorum.request_timeout_ms = 10_000;
+    // Forwarding and appends give up after this and clients retry. Kafka's
+    // controller.quorum.request.timeout.ms is 2 s; 5 s leaves room for a
+    // large CreateTopics batch on a slow disk while a request to a
+    // controller that stopped answering still fails over quickly.
+    quorum.request_timeout_ms = 5_000;
     Ok(Some(quorum))
 }
 

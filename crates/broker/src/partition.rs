@@ -521,6 +521,12 @@ impl Partition {
         loop {
             let notified = self.notified();
             if self.high_watermark() >= offset {
+                // As Kafka's delayed produce: committed, but the ISR that
+                // committed it is smaller than min.insync.replicas.
+                let isr = self.leader.read().isr.len() as i32;
+                if isr < self.settings().min_insync_replicas {
+                    return Err(ErrorCode::NotEnoughReplicasAfterAppend);
+                }
                 return Ok(());
             }
             if !self.is_leader() {

@@ -8,9 +8,10 @@
 //!   pass reaches every acknowledged offset;
 //! - nothing is read that was never written (a phantom): every value read was
 //!   sent by a producer of this run, to that partition;
-//! - no value is read at two different positions (duplication). The writers
-//!   of the suite are idempotent, or non-idempotent with `retries=0`, so a
-//!   record can be in the log at most once; a duplicate is a broker bug;
+//! - no value of an idempotent writer is read at two different positions
+//!   (duplication), which would be a broker bug; a writer registered with
+//!   [`History::at_least_once`] (non-idempotent) may be duplicated, as
+//!   Kafka allows, and its duplicates are counted in the summary;
 //! - no offset holds two different values across the run's reads (replicas
 //!   diverged, or a committed offset was rewritten).
 //!
@@ -173,6 +174,8 @@ pub struct Summary {
     pub passes: usize,
     /// Records read in the last pass.
     pub last_pass_records: usize,
+    /// Values of at-least-once writers read at more than one position.
+    pub duplicated: usize,
 }
 
 /// The history of one run, shared by the producers' delivery callbacks and
@@ -181,12 +184,23 @@ pub struct Summary {
 pub struct History {
     writes: Mutex<HashMap<String, Write>>,
     passes: Mutex<Vec<ReadPass>>,
+    /// Writers whose records may be duplicated (non-idempotent producers).
+    at_least_once: Mutex<std::collections::HashSet<String>>,
 }
 
 impl History {
     /// An empty history.
     pub fn new() -> History {
         History::default()
+    }
+
+    /// Declares that `writer` promises at-least-once only (a
+    /// non-idempotent producer): its records may appear more than once.
+    pub fn at_least_once(&self, writer: &str) {
+        self.at_least_once
+            .lock()
+            .unwrap()
+            .insert(writer.to_string());
     }
 
     /// Records that `value` is about to be sent to `partition`: it is in
@@ -305,8 +319,16 @@ impl History {
                 });
             }
         }
+        let at_least_once = self.at_least_once.lock().unwrap();
+        let mut duplicated = 0;
         for (value, pos) in &positions {
-            if pos.len() > 1 {
+            let may_repeat = writes
+                .get(*value)
+                .is_some_and(|w| at_least_once.contains(&w.writer));
+            if pos.len() > 1 && may_repeat {
+                duplicated += 1;
+            }
+            if pos.len() > 1 && !may_repeat {
                 violations.push(Violation::Duplicated {
                     value: value.to_string(),
                     positions: pos.clone(),
@@ -398,6 +420,7 @@ impl History {
             unacked_present,
             passes: passes.len(),
             last_pass_records: passes.last().map_or(0, |p| p.records.len()),
+            duplicated,
         })
     }
 
@@ -519,6 +542,27 @@ mod tests {
         assert!(
             matches!(&h.check().unwrap_err()[..], [Violation::Lost { value, .. }] if value == "d")
         );
+    }
+
+    #[test]
+    fn an_at_least_once_writer_may_repeat_but_not_lose() {
+        let h = base();
+        h.at_least_once("w");
+        h.read(pass(
+            "end",
+            &[(0, 3)],
+            &[(0, 0, "a"), (0, 1, "b"), (0, 2, "a")],
+        ));
+        assert_eq!(h.check().expect("a repeat is allowed").duplicated, 1);
+        // It still may not lose an acknowledged record.
+        let h = base();
+        h.at_least_once("w");
+        h.read(pass("end", &[(0, 2)], &[(0, 0, "a"), (0, 1, "a")]));
+        assert!(h
+            .check()
+            .unwrap_err()
+            .iter()
+            .any(|v| matches!(v, Violation::Lost { value, .. } if value == "b")));
     }
 
     #[test]
