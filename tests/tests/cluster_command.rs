@@ -13,17 +13,20 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-/// Three consecutive ports that are free now.
+/// A base port whose three client ports and three controller ports
+/// (`base + 100 …`, where `millrace cluster` puts them) are free now.
 fn free_port_run() -> u16 {
     for _ in 0..50 {
         let base = millrace_tests::free_port();
         if base < 65_000
-            && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+            && (0..3)
+                .flat_map(|i| [base + i, base + 100 + i])
+                .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
         {
             return base;
         }
     }
-    panic!("no three consecutive free ports");
+    panic!("no free client and controller ports");
 }
 
 #[test]
@@ -41,9 +44,27 @@ fn cluster_command_runs_three_replicating_brokers() {
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn millrace cluster");
-    let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // The command's output, then each node's log (where a node says why it
+    // stopped).
+    let data_dir = data.path().join("data");
+    let printed = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let output = || {
+        let mut text = printed();
+        for n in 1..=3 {
+            let node_log = data_dir.join(format!("broker-{n}")).join("broker.log");
+            if let Ok(node) = std::fs::read_to_string(node_log) {
+                let tail: Vec<&str> = node.lines().rev().take(30).collect();
+                text.push_str(&format!("\n--- broker {n} (last lines) ---\n"));
+                for line in tail.into_iter().rev() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !output().contains("Bootstrap servers:")
+    while !printed().contains("Bootstrap servers:")
         || !(0..3).all(|i| TcpStream::connect(("127.0.0.1", base + i)).is_ok())
     {
         assert!(Instant::now() < deadline, "cluster not up:\n{}", output());
@@ -58,7 +79,11 @@ fn cluster_command_runs_three_replicating_brokers() {
         .map(|i| format!("127.0.0.1:{}", base + i))
         .collect::<Vec<_>>()
         .join(",");
-    assert!(output().contains(&format!("Bootstrap servers: {bootstrap}")));
+    assert!(
+        printed().contains(&format!("Bootstrap servers: {bootstrap}")),
+        "{}",
+        output()
+    );
     // Each node is its own process, started from a Kafka KRaft config an
     // operator could run by hand.
     for n in 1..=3 {
