@@ -530,13 +530,7 @@ impl Controller {
             }
             return (results, state.image.offset);
         }
-        match self.commit(&mut state, records) {
-            Ok(offset) => (results, offset),
-            Err(e) => {
-                let failed = results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
-                (failed, state.image.offset)
-            }
-        }
+        self.commit_batch(&mut state, records, results)
     }
 
     fn plan_topic(
@@ -684,13 +678,7 @@ impl Controller {
         if records.is_empty() {
             return (results, state.image.offset);
         }
-        match self.commit(&mut state, records) {
-            Ok(offset) => (results, offset),
-            Err(e) => (
-                results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
-                state.image.offset,
-            ),
-        }
+        self.commit_batch(&mut state, records, results)
     }
 
     /// CreatePartitions: grow a topic to `count` partitions, with optional
@@ -730,13 +718,7 @@ impl Controller {
         if validate_only || records.is_empty() {
             return (results, state.image.offset);
         }
-        match self.commit(&mut state, records) {
-            Ok(offset) => (results, offset),
-            Err(e) => (
-                results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
-                state.image.offset,
-            ),
-        }
+        self.commit_batch(&mut state, records, results)
     }
 
     /// AlterConfigs and IncrementalAlterConfigs: one result per resource.
@@ -757,13 +739,7 @@ impl Controller {
         if validate_only || records.is_empty() {
             return (results, state.image.offset);
         }
-        match self.commit(&mut state, records) {
-            Ok(offset) => (results, offset),
-            Err(e) => (
-                results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
-                state.image.offset,
-            ),
-        }
+        self.commit_batch(&mut state, records, results)
     }
 
     fn plan_config_change(
@@ -876,6 +852,24 @@ impl Controller {
     }
 
     /// Appends `records` durably, applies them and publishes the new image.
+    /// Commits the records of a batch operation whose per-item `results`
+    /// were decided on the image; if the commit fails, every item that had
+    /// succeeded fails with the commit's error instead.
+    pub(crate) fn commit_batch<T>(
+        &self,
+        state: &mut State,
+        records: Vec<MetadataRecord>,
+        results: Vec<Result<T, ApiError>>,
+    ) -> (Vec<Result<T, ApiError>>, CommitOffset) {
+        match self.commit(state, records) {
+            Ok(offset) => (results, offset),
+            Err(e) => (
+                results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
+                state.image.offset,
+            ),
+        }
+    }
+
     pub(crate) fn commit(
         &self,
         state: &mut State,

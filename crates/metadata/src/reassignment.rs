@@ -253,13 +253,7 @@ impl Controller {
         if records.is_empty() {
             return (results, state.image.offset);
         }
-        match self.commit(&mut state, records) {
-            Ok(offset) => (results, offset),
-            Err(e) => (
-                results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
-                state.image.offset,
-            ),
-        }
+        self.commit_batch(&mut state, records, results)
     }
 
     /// ListPartitionReassignments on the active controller: the

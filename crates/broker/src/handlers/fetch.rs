@@ -422,17 +422,15 @@ fn read_all(
                         replica,
                     )
             });
-            let leader_rate = ctx
-                .broker
-                .config()
-                .model
-                .leader_replication_throttled_rate();
+            // The rate is read only for a throttled follower: this is the
+            // replication hot path.
             if throttled
-                && ctx
-                    .broker
-                    .replication()
-                    .leader_quota()
-                    .exceeded(leader_rate)
+                && ctx.broker.replication().leader_quota().exceeded(
+                    ctx.broker
+                        .config()
+                        .model
+                        .leader_replication_throttled_rate(),
+                )
             {
                 result.report = PartitionReport {
                     high_watermark: partition.high_watermark(),

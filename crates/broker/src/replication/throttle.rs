@@ -75,8 +75,7 @@ pub fn is_throttled(
     partition: i32,
     broker: i32,
 ) -> bool {
-    let overrides = image.topic_config(topic);
-    let Some(value) = overrides.get(config) else {
+    let Some(value) = image.topic_configs.get(topic).and_then(|c| c.get(config)) else {
         return false;
     };
     if value.trim() == "*" {
