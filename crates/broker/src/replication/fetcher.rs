@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use millrace_protocol::records::BatchIter;
 use millrace_protocol::ErrorCode;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::peer_client::PeerClient;
 use super::throttle::{self, ByteRate};
@@ -35,6 +37,11 @@ const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
 /// How long a fetcher whose every partition is held back by the
 /// replication throttle waits before measuring the rate again.
 const THROTTLE_BACKOFF: Duration = Duration::from_millis(100);
+/// The first retry delay of a partition the leader refused. Most refusals
+/// are a leader whose metadata is a few milliseconds behind ours (it does
+/// not lead the partition yet, or knows an older epoch), so the partition
+/// retries soon and backs off exponentially to `replica.fetch.backoff.ms`.
+const PARTITION_RETRY_MIN: Duration = Duration::from_millis(25);
 
 /// Where one follower partition is in its cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,16 @@ struct Follower {
     partition: Arc<Partition>,
     leader_epoch: i32,
     phase: Phase,
+    /// Refusals by the leader in a row (reset by a successful read).
+    failures: u32,
+    /// Sits out the rounds until then after a refusal.
+    retry_at: Option<Instant>,
+}
+
+impl Follower {
+    fn ready(&self, now: Instant) -> bool {
+        self.retry_at.is_none_or(|at| at <= now)
+    }
 }
 
 /// The partitions one fetcher task replicates, shared with the manager
@@ -58,6 +75,9 @@ struct Follower {
 #[derive(Default)]
 pub struct FetcherState {
     followers: Mutex<BTreeMap<(String, i32), Follower>>,
+    /// Counts additions, so a fetch parked at the leader can tell that a
+    /// partition joined after it was sent.
+    generation: AtomicU64,
     changed: Notify,
 }
 
@@ -76,9 +96,12 @@ impl FetcherState {
                     partition,
                     leader_epoch,
                     phase: Phase::Truncating,
+                    failures: 0,
+                    retry_at: None,
                 },
             );
             drop(followers);
+            self.generation.fetch_add(1, Ordering::AcqRel);
             self.changed.notify_one();
         }
     }
@@ -105,7 +128,60 @@ impl FetcherState {
         if let Some(f) = self.followers.lock().get_mut(key) {
             if f.leader_epoch == epoch {
                 f.phase = phase;
+                f.failures = 0;
+                f.retry_at = None;
             }
+        }
+    }
+
+    /// The leader refused `key` at `epoch`: it sits out the rounds for a
+    /// delay that doubles with each refusal in a row, up to `max`.
+    fn delay(&self, key: &(String, i32), epoch: i32, max: Duration) {
+        if let Some(f) = self.followers.lock().get_mut(key) {
+            if f.leader_epoch == epoch {
+                f.failures = f.failures.saturating_add(1);
+                let delay = PARTITION_RETRY_MIN
+                    .saturating_mul(1 << (f.failures - 1).min(16))
+                    .min(max.max(PARTITION_RETRY_MIN));
+                f.retry_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+
+    /// The leader served `key` at `epoch`: no delay any more.
+    fn served(&self, key: &(String, i32), epoch: i32) {
+        if let Some(f) = self.followers.lock().get_mut(key) {
+            if f.leader_epoch == epoch && f.retry_at.is_some() {
+                f.failures = 0;
+                f.retry_at = None;
+            }
+        }
+    }
+
+    /// The earliest future time a delayed partition may be tried again.
+    fn next_retry(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.followers
+            .lock()
+            .values()
+            .filter_map(|f| f.retry_at)
+            .filter(|&at| at > now)
+            .min()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Completes once a partition was added (or restarted on a new epoch)
+    /// after `generation`.
+    async fn added_since(&self, generation: u64) {
+        loop {
+            let changed = self.changed.notified();
+            if self.generation() > generation {
+                return;
+            }
+            changed.await;
         }
     }
 }
@@ -222,10 +298,12 @@ async fn fetch_round(
     settings: &FetcherSettings,
     throttle: &FollowerThrottle,
 ) -> Result<(), String> {
+    let generation = state.generation();
+    let now = Instant::now();
     let followers = state.snapshot();
     let truncating: Vec<_> = followers
         .iter()
-        .filter(|(_, f)| f.phase == Phase::Truncating)
+        .filter(|(_, f)| f.phase == Phase::Truncating && f.ready(now))
         .collect();
     if !truncating.is_empty() {
         reconcile(peer, node_id, state, &truncating, settings).await?;
@@ -238,7 +316,7 @@ async fn fetch_round(
     let fetching: Vec<_> = state
         .snapshot()
         .into_iter()
-        .filter(|(_, f)| f.phase == Phase::Fetching)
+        .filter(|(_, f)| f.phase == Phase::Fetching && f.ready(now))
         .filter(|((topic, index), f)| {
             let in_sync = f.partition.leader_state().isr.contains(&node_id);
             if in_sync
@@ -258,8 +336,17 @@ async fn fetch_round(
         })
         .collect();
     if fetching.is_empty() {
+        // Nothing to fetch now: wait for the throttle, the next delayed
+        // partition, or a new one, rather than spin.
+        let mut until = state.next_retry();
         if held_back {
-            tokio::time::sleep(THROTTLE_BACKOFF).await;
+            let throttle_end = Instant::now() + THROTTLE_BACKOFF;
+            until = Some(until.map_or(throttle_end, |at| at.min(throttle_end)));
+        }
+        let until = until.unwrap_or_else(|| Instant::now() + settings.backoff);
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {}
+            () = state.added_since(generation) => {}
         }
         return Ok(());
     }
@@ -275,9 +362,20 @@ async fn fetch_round(
                 .with_partition_max_bytes(settings.partition_max_bytes),
         );
     }
+    // A refused partition sitting out its delay is retried when the delay
+    // ends: the leader must not park this fetch past that.
+    let wait_max_ms = match state.next_retry() {
+        Some(at) => {
+            let until_retry = at.saturating_duration_since(Instant::now()).as_millis();
+            settings
+                .wait_max_ms
+                .min(i32::try_from(until_retry).unwrap_or(i32::MAX))
+        }
+        None => settings.wait_max_ms,
+    };
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(node_id))
-        .with_max_wait_ms(settings.wait_max_ms)
+        .with_max_wait_ms(wait_max_ms)
         .with_min_bytes(settings.min_bytes)
         .with_max_bytes(settings.response_max_bytes)
         .with_isolation_level(0)
@@ -293,16 +391,27 @@ async fn fetch_round(
                 })
                 .collect(),
         );
-    let timeout =
-        settings.socket_timeout + Duration::from_millis(settings.wait_max_ms.max(0) as u64);
-    let response = peer
-        .call(FETCH_VERSION, &request, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+    let timeout = settings.socket_timeout + Duration::from_millis(wait_max_ms.max(0) as u64);
+    // A partition that joins while this fetch is parked at the leader
+    // (a new topic, a new leader epoch after a failover) would otherwise
+    // wait out `replica.fetch.wait.max.ms` before its first fetch, and
+    // every acks=all write to it with it. Abandon the parked fetch instead:
+    // its connection is dropped, since the answer would still arrive on it.
+    let response = {
+        let call = peer.call(FETCH_VERSION, &request, timeout);
+        tokio::select! {
+            r = call => Some(r),
+            () = state.added_since(generation) => None,
+        }
+    };
+    let Some(response) = response else {
+        peer.disconnect();
+        return Ok(());
+    };
+    let response = response.map_err(|e| e.to_string())?;
     if response.error_code != 0 {
         return Err(format!("fetch error {}", response.error_code));
     }
-    let mut backoff_needed = false;
     for topic in &response.responses {
         for p in &topic.partitions {
             let key = (topic.topic.to_string(), p.partition_index);
@@ -318,6 +427,7 @@ async fn fetch_round(
                     if throttled.contains(&key) {
                         throttle.quota.record(whole as u64);
                     }
+                    state.served(&key, follower.leader_epoch);
                     if let Err(code) =
                         partition.append_as_follower(&records[..whole], p.high_watermark)
                     {
@@ -345,13 +455,10 @@ async fn fetch_round(
                     // Leadership moved or our epoch is stale: wait for the
                     // metadata that says so.
                     tracing::debug!(partition = %format!("{}-{}", key.0, key.1), ?code, "follower fetch error");
-                    backoff_needed = true;
+                    state.delay(&key, follower.leader_epoch, settings.backoff);
                 }
             }
         }
-    }
-    if backoff_needed {
-        return Err("partition errors".into());
     }
     Ok(())
 }
@@ -410,6 +517,7 @@ async fn reconcile(
             let follower = &entry.1;
             if p.error_code != 0 {
                 tracing::debug!(partition = %format!("{}-{}", key.0, key.1), error = p.error_code, "OffsetForLeaderEpoch refused");
+                state.delay(&key, follower.leader_epoch, settings.backoff);
                 continue;
             }
             let log = follower.partition.log();

@@ -74,6 +74,12 @@ impl PeerClient {
         }
     }
 
+    /// Drops the connection (the next request opens a new one), for a
+    /// caller that abandoned a request whose answer would still arrive.
+    pub fn disconnect(&mut self) {
+        self.stream = None;
+    }
+
     /// Sends `request` at `version` and waits up to `timeout` for its response.
     pub async fn call<Req>(
         &mut self,
