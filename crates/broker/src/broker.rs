@@ -205,6 +205,13 @@ impl Broker {
         config: BrokerConfig,
         metadata: Option<Metadata>,
     ) -> Result<RunningBroker, BootError> {
+        if crate::ControllerNode::is_controller_only(&config) {
+            return Err(BootError::Config(
+                "process.roles=controller is a controller-only node: start it as a \
+                 ControllerNode (millrace broker --config does), not as a broker"
+                    .into(),
+            ));
+        }
         let config = Arc::new(config);
         let settings = Arc::new(BrokerSettings::resolve(
             config.clone(),
@@ -432,25 +439,13 @@ impl Broker {
         // forwarded to a controller that stopped answering can hang for the
         // quorum's request timeout, and a node that has just become the
         // active controller must start fencing without waiting for it.
-        let checker = {
-            let broker = self.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        () = tokio::time::sleep(interval) => {}
-                        () = broker.shutdown.cancelled() => return,
-                    }
-                    let controller = broker.controller.clone();
-                    let fenced = tokio::task::spawn_blocking(move || {
-                        controller.fence_expired_brokers(session, unclean)
-                    })
-                    .await;
-                    if let Ok(Err(e)) = fenced {
-                        tracing::warn!(error = %e, "session check failed");
-                    }
-                }
-            })
-        };
+        let checker = tokio::spawn(cluster_metadata::run_session_checks(
+            self.controller.clone(),
+            interval,
+            session,
+            unclean,
+            self.shutdown.clone(),
+        ));
         loop {
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}
@@ -611,7 +606,7 @@ async fn wait_for_offset(controller: &Controller, offset: i64, timeout: Duration
         .unwrap_or(false)
 }
 
-fn controller_config(settings: &BrokerSettings) -> ControllerConfig {
+pub(crate) fn controller_config(settings: &BrokerSettings) -> ControllerConfig {
     ControllerConfig {
         default_num_partitions: settings.num_partitions,
         default_replication_factor: settings.default_replication_factor,
@@ -645,7 +640,10 @@ fn advertised_host(local: SocketAddr) -> String {
 /// Creates the log dirs and checks (or writes) `meta.properties` in each:
 /// every dir must belong to this node and to one cluster. Returns the
 /// cluster id.
-fn prepare_log_dirs(settings: &BrokerSettings, joined: Option<&str>) -> Result<String, BootError> {
+pub(crate) fn prepare_log_dirs(
+    settings: &BrokerSettings,
+    joined: Option<&str>,
+) -> Result<String, BootError> {
     let mut dirs: Vec<&Path> = settings.log_dirs.iter().map(|p| p.as_path()).collect();
     if !dirs.contains(&settings.metadata_log_dir.as_path()) {
         dirs.push(&settings.metadata_log_dir);

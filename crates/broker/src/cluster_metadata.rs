@@ -3,9 +3,10 @@
 //! nodes of a cluster (`process.roles` with `controller.quorum.voters`).
 //!
 //! A combined node (`process.roles=broker,controller`, KRaft's combined
-//! mode) runs a quorum voter on its CONTROLLER listener; a broker-only node
-//! (`process.roles=broker`) runs an observer, which receives the log without
-//! voting. Every node holds a [`Controller`] over the replicated store; the
+//! mode) and a controller-only node (`process.roles=controller`, see
+//! [`crate::controller_node`]) run a quorum voter on their CONTROLLER
+//! listener; a broker-only node (`process.roles=broker`) runs an observer,
+//! which receives the log without voting. Every node holds a [`Controller`] over the replicated store; the
 //! quorum leader is the active controller, and every other node forwards
 //! controller requests to it through the quorum ([`Controller::serve`]
 //! answers them there).
@@ -14,12 +15,14 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use millrace_config::broker::ProcessRole;
 use millrace_config::BrokerConfig;
 use millrace_metadata::Controller;
 use millrace_quorum::{Quorum, QuorumConfig};
+use tokio_util::sync::CancellationToken;
 
 use crate::broker::BootError;
 
@@ -36,15 +39,7 @@ pub(crate) fn quorum_config(
     if roles.is_empty() || config.controller_quorum_voters().is_empty() {
         return Ok(None);
     }
-    let is_broker = roles.contains(&ProcessRole::Broker);
     let is_controller = roles.contains(&ProcessRole::Controller);
-    if !is_broker {
-        return Err(BootError::Config(
-            "process.roles=controller is not supported yet: a Millrace controller also serves \
-             as a broker (process.roles=broker,controller)"
-                .into(),
-        ));
-    }
     let node_id = config.node_id();
     let mut voters = BTreeMap::new();
     for voter in config.controller_quorum_voters() {
@@ -158,6 +153,33 @@ pub(crate) fn serve_forwarded_requests(quorum: &Quorum, controller: Arc<Controll
         }
         .boxed()
     }));
+}
+
+/// As the active controller, fences every `interval` the brokers whose
+/// session (`broker.session.timeout.ms`) expired, until `shutdown`. Every
+/// node with a controller runs it; only the active controller acts. It runs
+/// apart from heartbeats: a heartbeat forwarded to a controller that stopped
+/// answering can hang for the quorum's request timeout, and a node that has
+/// just become the active controller must start fencing without waiting.
+pub(crate) async fn run_session_checks(
+    controller: Arc<Controller>,
+    interval: Duration,
+    session: Duration,
+    unclean: bool,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let c = controller.clone();
+        let fenced =
+            tokio::task::spawn_blocking(move || c.fence_expired_brokers(session, unclean)).await;
+        if let Ok(Err(e)) = fenced {
+            tracing::warn!(error = %e, "session check failed");
+        }
+    }
 }
 
 fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {

@@ -11,7 +11,8 @@
 //! # Layout
 //!
 //! - [`broker`]: start-up, shared state, shutdown; `cluster_metadata`:
-//!   the local metadata log or the cluster's Raft quorum behind the controller.
+//!   the local metadata log or the cluster's Raft quorum behind the controller;
+//!   [`controller_node`]: a controller-only node (`process.roles=controller`).
 //! - [`server`], [`connection`], [`request_context`]: the network side.
 //! - [`handlers`]: one file per Kafka API, plus the registry.
 //! - [`partition_manager`], [`partition`]: hosted partitions, leadership,
@@ -28,6 +29,7 @@ pub mod broker;
 mod cluster_metadata;
 pub mod config_bridge;
 pub mod connection;
+pub mod controller_node;
 pub mod coordinators;
 pub mod fetch_session;
 pub mod handlers;
@@ -42,3 +44,4 @@ pub mod topic_settings;
 pub mod wire;
 
 pub use broker::{BootError, Broker, RunningBroker};
+pub use controller_node::ControllerNode;

@@ -3,14 +3,15 @@
 //! 1. read the configuration (file or development profile, then overrides)
 //!    and stop with a message naming the property if anything is invalid;
 //! 2. start logging, after the config so its warnings are printed;
-//! 3. start the broker (which recovers its logs before listening);
+//! 3. start the broker (which recovers its logs before listening), or, for
+//!    `process.roles=controller`, a controller-only node;
 //! 4. print where it listens and how to try it;
 //! 5. run until SIGINT or SIGTERM, then shut down cleanly so the next start
 //!    needs no recovery.
 
 use std::process::ExitCode;
 
-use millrace_broker::Broker;
+use millrace_broker::{Broker, ControllerNode};
 use millrace_config::{parse_override, parse_properties, BrokerConfig};
 
 use crate::cli::{Cli, Command};
@@ -105,6 +106,9 @@ fn init_logging() {
 }
 
 async fn run_broker(config: BrokerConfig) -> ExitCode {
+    if ControllerNode::is_controller_only(&config) {
+        return run_controller(config).await;
+    }
     let running = match Broker::start(config).await {
         Ok(running) => running,
         Err(e) => {
@@ -131,6 +135,27 @@ async fn run_broker(config: BrokerConfig) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A controller-only node (`process.roles=controller`): a metadata quorum
+/// voter with no Kafka listener of its own.
+async fn run_controller(config: BrokerConfig) -> ExitCode {
+    let node = match ControllerNode::start(config).await {
+        Ok(node) => node,
+        Err(e) => {
+            tracing::error!("cannot start the controller: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "Millrace controller {} running (cluster {})",
+        node.node_id(),
+        node.cluster_id()
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    ExitCode::SUCCESS
 }
 
 async fn wait_for_signal() {
