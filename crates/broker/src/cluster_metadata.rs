@@ -86,7 +86,32 @@ pub(crate) fn quorum_config(
     // large CreateTopics batch on a slow disk while a request to a
     // controller that stopped answering still fails over quickly.
     quorum.request_timeout_ms = 5_000;
+    election_timing(
+        &mut quorum,
+        config.controller_quorum_fetch_timeout_ms(),
+        config.controller_quorum_election_backoff_max_ms(),
+    );
     Ok(Some(quorum))
+}
+
+/// Sets the quorum's election timing from Kafka's knobs. An openraft 0.9
+/// follower campaigns once it has heard nothing from the leader for its
+/// leader lease (the maximum election timeout; within it, it also refuses
+/// to vote for anyone else) plus a random election timeout in
+/// `[min, max)`. With `min = fetch_timeout / 2` and
+/// `max = min + backoff / 2` a follower campaigns after between
+/// `fetch_timeout + backoff / 2` and `fetch_timeout + backoff`: with
+/// Kafka's defaults 2.5 to 3 s after the leader went silent, which bounds
+/// how long metadata changes stall when the active controller dies.
+fn election_timing(quorum: &mut QuorumConfig, fetch_timeout_ms: i32, backoff_max_ms: i32) {
+    let min = (fetch_timeout_ms.max(4) / 2) as u64;
+    let max = min + (backoff_max_ms.max(2) / 2) as u64;
+    quorum.election_timeout_min_ms = min;
+    quorum.election_timeout_max_ms = max;
+    // The leader heartbeats several times within every follower's lease;
+    // openraft also uses this as each AppendEntries' timeout, hence not
+    // below a few hundred milliseconds when the timeouts allow it.
+    quorum.heartbeat_interval_ms = (min / 2).clamp(1, 500);
 }
 
 /// Where a broker-only node (a quorum observer, which receives the log but
@@ -187,4 +212,43 @@ fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other(format!("{host} has no address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(fetch: i32, backoff: i32) -> (u64, u64, u64) {
+        let mut q = QuorumConfig::new(
+            1,
+            BTreeMap::from([(1, "127.0.0.1:1".parse().expect("addr"))]),
+            "127.0.0.1:1".parse().expect("addr"),
+            std::path::PathBuf::from("/nonexistent"),
+        );
+        election_timing(&mut q, fetch, backoff);
+        (
+            q.heartbeat_interval_ms,
+            q.election_timeout_min_ms,
+            q.election_timeout_max_ms,
+        )
+    }
+
+    #[test]
+    fn kafka_defaults_campaign_between_two_and_a_half_and_three_seconds() {
+        let (heartbeat, min, max) = timing(2000, 1000);
+        assert_eq!((heartbeat, min, max), (500, 1000, 1500));
+        // Lease (= max) plus the random timeout.
+        assert_eq!((max + min, max + max), (2500, 3000));
+    }
+
+    #[test]
+    fn any_setting_gives_a_timing_openraft_accepts() {
+        for (fetch, backoff) in [(1, 0), (4, 0), (10, 1), (300, 0), (60_000, 10_000)] {
+            let (heartbeat, min, max) = timing(fetch, backoff);
+            assert!(
+                0 < heartbeat && heartbeat < min && min < max,
+                "{fetch} {backoff}"
+            );
+        }
+    }
 }

@@ -254,6 +254,10 @@ fn build_broker_defs() -> Vec<ConfigDef> {
             .default_value_of("2000").validate(Validator::at_least(1)).mode(RO),
         d("broker.session.timeout.ms", Int, Medium, "A broker that has not heartbeated for this long is fenced: its leaderships move to other in-sync replicas.")
             .default_value_of("9000").validate(Validator::at_least(1)).mode(RO),
+        d("controller.quorum.fetch.timeout.ms", Int, High, "A quorum voter that hears nothing from the leader for this long starts an election.")
+            .default_value_of("2000").validate(Validator::at_least(1)).mode(RO),
+        d("controller.quorum.election.backoff.max.ms", Int, High, "Upper bound of the random delay before a voter starts an election, so two voters rarely campaign at once.")
+            .default_value_of("1000").validate(Validator::at_least(0)).mode(RO),
         d("broker.rack", String, Medium, "Rack (MSK: Availability Zone) of the broker, used for rack-aware placement.").mode(RO),
 
         // ---- Listeners ----
@@ -1665,6 +1669,16 @@ impl BrokerConfig {
     /// `broker.session.timeout.ms`.
     pub fn broker_session_timeout_ms(&self) -> i32 {
         self.i32_of("broker.session.timeout.ms")
+    }
+
+    /// `controller.quorum.fetch.timeout.ms`.
+    pub fn controller_quorum_fetch_timeout_ms(&self) -> i32 {
+        self.i32_of("controller.quorum.fetch.timeout.ms")
+    }
+
+    /// `controller.quorum.election.backoff.max.ms`.
+    pub fn controller_quorum_election_backoff_max_ms(&self) -> i32 {
+        self.i32_of("controller.quorum.election.backoff.max.ms")
     }
 
     /// `offsets.topic.num.partitions`.
