@@ -9,15 +9,14 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
 use millrace_metadata::controller::CreateTopicSpec;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use support::{call, tn, wait_until, Cluster};
 
 const TOPIC: &str = "nearby";
@@ -148,27 +147,7 @@ async fn consumers_read_from_the_replica_in_their_rack() {
 
     // librdkafka follows the redirect and reads every record.
     let bootstrap = cluster.bootstrap();
-    let got = tokio::task::block_in_place(|| {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "nearby-readers")
-            .set("client.rack", "az3")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
-            .expect("tpl");
-        consumer.assign(&tpl).expect("assign");
-        let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while got.len() < RECORDS && Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
-            }
-        }
-        got
-    });
+    let got = support::read_from_start(&bootstrap, TOPIC, "az3", RECORDS);
     let expected: Vec<String> = (0..RECORDS).map(|i| format!("r-{i}")).collect();
     assert_eq!(got, expected);
     cluster.shutdown().await;

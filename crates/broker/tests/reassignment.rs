@@ -35,9 +35,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use support::{call, tn, wait_until, Cluster};
 
 const NONE: i16 = 0;
@@ -195,30 +194,6 @@ async fn produce(producer: &FutureProducer, topic: &str, payloads: impl Iterator
     }
 }
 
-/// Reads partition 0 from the start until `count` records (or 30 s).
-fn read_all(bootstrap: &str, topic: &str, count: usize) -> Vec<String> {
-    tokio::task::block_in_place(|| {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", "reassignment-test")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .expect("tpl");
-        consumer.assign(&tpl).expect("assign");
-        let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while got.len() < count && Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
-            }
-        }
-        got
-    })
-}
-
 fn log_bytes(p: &millrace_broker::partition::Partition) -> bytes::Bytes {
     p.log()
         .read(0, 256 << 20, p.log_end_offset(), true)
@@ -374,7 +349,7 @@ async fn a_partition_moves_to_new_brokers_under_acks_all_load_with_nothing_lost(
         acked.len()
     );
     let total = 3000 + acked.len();
-    let read = read_all(&cluster.bootstrap(), topic, total);
+    let read = support::read_from_start(&cluster.bootstrap(), topic, "", total);
     let read_set: HashSet<&String> = read.iter().collect();
     assert_eq!(read_set.len(), read.len(), "duplicates in the log");
     for i in 0..3000 {
@@ -487,7 +462,7 @@ async fn a_reassignment_is_cancelled_and_bad_ones_are_refused() {
         (vec![2], vec![2], 2),
         "{p:?}"
     );
-    let read = read_all(&cluster.bootstrap(), topic, 500);
+    let read = support::read_from_start(&cluster.bootstrap(), topic, "", 500);
     assert_eq!(read.len(), 500);
     drop(load);
     cluster.shutdown().await;

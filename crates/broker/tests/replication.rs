@@ -9,8 +9,10 @@
 //! and rejoin the ISR; when the leader stops, an in-sync follower takes over
 //! and nothing acknowledged is lost or duplicated.
 
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use millrace_broker::{Broker, RunningBroker};
 use millrace_config::BrokerConfig;
@@ -18,10 +20,10 @@ use millrace_metadata::store::{LocalMetadataStore, MetadataStore};
 use millrace_metadata::Controller;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
+use support::wait_until;
 
 const TOPIC: &str = "replicated";
 const LAG_MS: u64 = 1500;
@@ -70,41 +72,6 @@ async fn start_broker(
 
 fn address(running: &RunningBroker) -> String {
     running.addresses()[0].1.to_string()
-}
-
-async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Reads partition 0 from the beginning until `count` records (or 30 s)
-/// and returns their payloads. The client blocks, so the runtime is told.
-fn read_from_start(bootstrap: &str, count: usize) -> Vec<String> {
-    tokio::task::block_in_place(|| read_blocking(bootstrap, count))
-}
-
-fn read_blocking(bootstrap: &str, count: usize) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "replication-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
-        .expect("tpl");
-    consumer.assign(&tpl).expect("assign");
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.len() < count && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
-        }
-    }
-    got
 }
 
 async fn produce(producer: &FutureProducer, count: usize, tag: &str) -> Result<(), KafkaError> {
@@ -226,7 +193,10 @@ async fn three_replicas_follow_the_leader_and_the_isr_tracks_them() {
 
     // A consumer reads them.
     let expected: Vec<String> = (0..500).map(|i| format!("a-{i}")).collect();
-    assert_eq!(read_from_start(&bootstrap, expected.len()), expected);
+    assert_eq!(
+        support::read_from_start(&bootstrap, TOPIC, "", expected.len()),
+        expected
+    );
 
     // Stop one follower: it leaves the ISR and acks=all goes on with two.
     let followers: Vec<usize> = (0..3).filter(|&i| i as i32 + 1 != leader).collect();
@@ -334,7 +304,10 @@ async fn three_replicas_follow_the_leader_and_the_isr_tracks_them() {
         .chain((0..100).map(|i| format!("b-{i}")))
         .chain((0..100).map(|i| format!("c-{i}")))
         .collect();
-    assert_eq!(read_from_start(&bootstrap, expected.len()), expected);
+    assert_eq!(
+        support::read_from_start(&bootstrap, TOPIC, "", expected.len()),
+        expected
+    );
 
     // Clients first, then the brokers.
     drop((producer, strict, admin));

@@ -216,3 +216,35 @@ where
 pub fn tn(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
+
+/// Reads partition 0 of `topic` from the start with librdkafka until
+/// `count` records arrived (or 30 s passed) and returns their payloads;
+/// `rack` is the consumer's `client.rack` (KIP-392), empty for none. The
+/// client blocks, so the runtime is told.
+pub fn read_from_start(bootstrap: &str, topic: &str, rack: &str, count: usize) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    tokio::task::block_in_place(|| {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "broker-test-reader")
+            .set("enable.auto.commit", "false");
+        if !rack.is_empty() {
+            config.set("client.rack", rack);
+        }
+        let consumer: BaseConsumer = config.create().expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .expect("tpl");
+        consumer.assign(&tpl).expect("assign");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < count && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
+            }
+        }
+        got
+    })
+}
