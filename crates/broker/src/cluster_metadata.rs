@@ -91,6 +91,12 @@ pub(crate) fn quorum_config(
     // large CreateTopics batch on a slow disk while a request to a
     // controller that stopped answering still fails over quickly.
     quorum.request_timeout_ms = 5_000;
+    // Kafka's snapshot knobs; the config validates both as non-negative
+    // (the byte count as at least 1).
+    quorum.snapshot_max_record_bytes =
+        u64::try_from(config.metadata_log_max_record_bytes_between_snapshots()).unwrap_or(1);
+    quorum.snapshot_max_interval_ms =
+        u64::try_from(config.metadata_log_max_snapshot_interval_ms()).unwrap_or(0);
     Ok(Some(quorum))
 }
 
