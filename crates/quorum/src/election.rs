@@ -203,6 +203,14 @@ pub(crate) async fn election_loop(
             last_attempt = now;
             continue;
         }
+        if voters.len() == 1 {
+            // The only voter is its own majority and elects at once, as
+            // openraft does; a campaign already running finishes by itself.
+            if state != ServerState::Candidate && raft.trigger().elect().await.is_err() {
+                return;
+            }
+            continue;
+        }
         // As openraft's own timer: a committed vote (a leader this node
         // followed) is given the lease before the election timeout runs;
         // and attempts are an election timeout apart.
@@ -219,14 +227,6 @@ pub(crate) async fn election_loop(
         }
         last_attempt = now;
         timeout = random_timeout(&raft);
-        if voters.len() == 1 {
-            // The only voter is its own majority; a campaign already
-            // running finishes by itself.
-            if state != ServerState::Candidate && raft.trigger().elect().await.is_err() {
-                return;
-            }
-            continue;
-        }
         let proposed = Vote::new(vote.leader_id().get_term() + 1, settings.id);
         let request = PreVoteRequest {
             vote: proposed,

@@ -94,8 +94,11 @@
 //!
 //! One TCP listener per node ([`QuorumConfig::listen`], Kafka's CONTROLLER
 //! listener) carries frames of a 4-byte big-endian length and a JSON body:
-//! Raft's AppendEntries, Vote and InstallSnapshot, forwarded requests and
-//! observer joins, one request at a time per connection. Connections are
+//! Raft's AppendEntries, Vote and InstallSnapshot, pre-votes, forwarded
+//! requests and observer joins, one request at a time per connection. A
+//! node of an older version closes the connection on a pre-vote (it does
+//! not decode), which counts as a no: during a rolling upgrade the nodes
+//! still on the old version elect as before. Connections are
 //! kept per peer and reused; a broken one is replaced. A frame over 64 MiB
 //! or one that does not decode closes its connection. There is no
 //! authentication yet: only voters and observers must be able to reach the
@@ -106,6 +109,18 @@
 //! openraft 0.9 uses the heartbeat interval as the AppendEntries timeout,
 //! so it must exceed a follower's fsync latency; the election timeout must
 //! be several heartbeats so one slow heartbeat does not start an election.
+//!
+//! # Elections and leadership
+//!
+//! A follower that has not heard from its leader for
+//! `election_timeout_max` (openraft's leader lease) plus a random election
+//! timeout campaigns, but only after a pre-vote round in which a majority
+//! says it would vote for it; a voter cut off by a partition therefore
+//! never raises its term and cannot depose a healthy leader when it
+//! returns. Leadership lasts the lease both ways: a leader no majority has
+//! acknowledged within it stops reporting itself as leader, and a follower
+//! stops naming a leader it has not heard from within it. See the
+//! `election` module.
 
 mod election;
 mod files;

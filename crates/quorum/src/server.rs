@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::election::answer_pre_vote;
+use crate::election::{answer_pre_vote, leader_has_quorum};
 use crate::network::{read_frame, write_frame, LeaderReply, Request, Response};
 use crate::types::{NodeId, TypeConfig};
 use crate::RequestHandler;
@@ -132,11 +132,16 @@ async fn handle(context: &ServerContext, request: Request) -> Response {
     }
 }
 
-/// The leader this node knows of, or `None` if it is the leader itself.
+/// The leader this node knows of, or `None` if it is the leader itself
+/// (with a majority behind it within the lease: a leader cut off from the
+/// others sends the caller looking for the one they elected).
 fn redirect_unless_leader<T>(context: &ServerContext) -> Option<LeaderReply<T>> {
     let metrics = context.raft.metrics();
     let metrics = metrics.borrow();
-    if metrics.state == ServerState::Leader && metrics.current_leader == Some(context.node_id) {
+    if metrics.state == ServerState::Leader
+        && metrics.current_leader == Some(context.node_id)
+        && leader_has_quorum(&metrics, context.lease)
+    {
         None
     } else {
         Some(LeaderReply::NotLeader {
