@@ -70,9 +70,10 @@
 //! showed before. After [`QuorumConfig::snapshot_max_record_bytes`] bytes of
 //! records (or [`QuorumConfig::snapshot_max_interval_ms`] after the last
 //! snapshot, if records arrived since) a node writes a snapshot (the records
-//! of `MetadataImage::to_records`) and purges the log it covers, keeping
-//! [`QuorumConfig::entries_kept_after_snapshot`] entries; a follower too far
-//! behind receives the snapshot instead of the log.
+//! of `MetadataImage::to_records`) and purges the log it covers, keeping at
+//! most [`QuorumConfig::entries_kept_after_snapshot`] entries and nothing
+//! the previous snapshot covered; a follower too far behind receives the
+//! snapshot instead of the log.
 //!
 //! Files in [`QuorumConfig::data_dir`]:
 //!
