@@ -9,17 +9,24 @@ processes with ``process.roles=broker,controller`` form one cluster.
   error) but not the surviving leader's partitions: it still serves what was
   committed and accepts acks=1 writes, which become readable once the others
   return, with nothing lost.
+- With a tiny ``metadata.log.max.record.bytes.between.snapshots`` every node
+  snapshots and purges its Raft log; the whole cluster restarts from its
+  snapshots with every topic and config intact, and a node that was down
+  while the others purged past it receives the leader's snapshot.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from clients import ck_consume, ck_produce, ck_watermarks, wait_until
 from conftest import Broker, free_port
@@ -92,6 +99,14 @@ class QuorumCluster:
     def dump(self) -> str:
         return "\n".join(f"--- node {i + 1} ---\n" + "\n".join(n.output().splitlines()[-80:])
                          for i, n in enumerate(self.nodes))
+
+    def start_all(self):
+        """Starts every stopped node at once: none of them serves before a
+        majority of the voters is up, so starting them one by one would
+        wait on each other."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            for started in [pool.submit(node.start) for node in self.nodes]:
+                started.result()
 
     def cleanup(self):
         for node in self.nodes:
@@ -232,3 +247,133 @@ def test_losing_two_controllers_stops_metadata_changes_but_not_the_surviving_lea
     # The high watermark passes the lone writes once the followers have them.
     wait_until(lambda: expected <= {r["value"] for r in ck_consume(cluster.bootstrap, topic, [led[0]])},
                timeout=60, what="acks=1 writes the lone leader accepted are kept and readable")
+
+
+# ---- snapshots ----
+
+SNAPSHOT_BYTES = 2048
+
+
+@pytest.fixture
+def snapshot_cluster():
+    c = QuorumCluster(overrides={"metadata.log.max.record.bytes.between.snapshots": str(SNAPSHOT_BYTES)})
+    try:
+        c.start()
+        yield c
+    except BaseException:
+        print(c.dump())
+        raise
+    finally:
+        c.cleanup()
+
+
+def quorum_dir(node: Broker) -> Path:
+    """Where the node keeps its Raft log and snapshot (crates/quorum/src/lib.rs):
+    ``<metadata.log.dir, else the first log dir>/millrace-quorum``."""
+    return node.log_dir / "millrace-quorum"
+
+
+def checked_json(line: str):
+    """One checked line of the quorum's files: ``<crc32c hex> <JSON>``."""
+    return json.loads(line.split(" ", 1)[1])
+
+
+def purged_index(node: Broker) -> int | None:
+    """The last Raft index purged from the node's log (its header line)."""
+    with open(quorum_dir(node) / "raft.log") as log:
+        purged = checked_json(log.readline())["Purged"]
+    return None if purged is None else purged["index"]
+
+
+def last_log_index(node: Broker) -> int | None:
+    lines = (quorum_dir(node) / "raft.log").read_text().splitlines()
+    entries = [checked_json(line)["Entry"] for line in lines[1:]]
+    return entries[-1]["log_id"]["index"] if entries else purged_index(node)
+
+
+def snapshot_index(node: Broker) -> int | None:
+    path = quorum_dir(node) / "snapshot"
+    if not path.exists():
+        return None
+    return checked_json(path.read_text())["meta"]["last_log_id"]["index"]
+
+
+def retention_of(admin: AdminClient, topic: str) -> str:
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([res], request_timeout=T)[res].result(timeout=T)
+    return configs["retention.ms"].value
+
+
+def assert_serves(cluster: QuorumCluster, node_id: int, expected: dict[str, int], altered: dict[str, str]):
+    """Node ``node_id`` alone answers Metadata and DescribeConfigs with every
+    topic, its partition count and its altered retention."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_of([node_id])})
+
+    def topics_visible():
+        md = admin.list_topics(timeout=10)
+        return all(t in md.topics and len(md.topics[t].partitions) == n for t, n in expected.items())
+
+    wait_until(topics_visible, timeout=60, what=f"node {node_id} shows all {len(expected)} topics")
+    md = admin.list_topics(timeout=10)
+    assert {t: len(md.topics[t].partitions) for t in expected} == expected
+    for topic, retention in altered.items():
+        assert retention_of(admin, topic) == retention, f"{topic} on node {node_id}"
+
+
+def test_the_quorum_restarts_from_snapshots_and_a_lagging_node_receives_one(snapshot_cluster):
+    cluster = snapshot_cluster
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    expected: dict[str, int] = {}
+    altered: dict[str, str] = {}
+    for i in range(16):
+        topic = unique(f"snap-{i}")
+        create(admin, topic, partitions=1 + i % 3)
+        expected[topic] = 1 + i % 3
+        if i % 4 == 0:
+            retention = str(3_600_000 + i)
+            res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+                ConfigEntry("retention.ms", retention, incremental_operation=AlterConfigOpType.SET)])
+            admin.incremental_alter_configs([res], request_timeout=T)[res].result(timeout=T)
+            altered[topic] = retention
+
+    # Every node snapshots on its own and purges the log its snapshot covers.
+    wait_until(lambda: all(snapshot_index(n) is not None and purged_index(n) is not None for n in cluster.nodes),
+               timeout=60, what="a snapshot and a purged log on every node")
+
+    # The whole cluster stops and comes back from its snapshots.
+    for node in cluster.nodes:
+        assert node.stop() == 0, node.output()
+    cluster.start_all()
+    for node_id in (1, 2, 3):
+        assert_serves(cluster, node_id, expected, altered)
+    produced = unique("snap-data")
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    create(admin, produced, partitions=2)
+    wait_until(lambda: fully_replicated(admin, produced), timeout=60, what="new topic fully replicated")
+    data = records(40, 2, "after-restart")
+    ck_produce(cluster.bootstrap, produced, data, acks="all")
+    got = ck_consume(cluster.bootstrap, produced, [0, 1])
+    assert sorted(r["value"] for r in got) == sorted(r["value"] for r in data)
+    expected[produced] = 2
+
+    # A follower stops; the others snapshot and purge past where it stopped.
+    leader = cluster.quorum_leader()
+    lagging = next(n for n in (1, 2, 3) if n != leader)
+    down = cluster.node(lagging)
+    assert down.stop() == 0, down.output()
+    stopped_at = last_log_index(down)
+    live = AdminClient({"bootstrap.servers": cluster.bootstrap_of([n for n in (1, 2, 3) if n != lagging])})
+    for i in range(80):
+        if purged_index(cluster.node(leader)) is not None and purged_index(cluster.node(leader)) > stopped_at:
+            break
+        topic = unique(f"while-down-{i}")
+        fs = live.create_topics([NewTopic(topic, 1, 2)], operation_timeout=T, request_timeout=T)
+        fs[topic].result(timeout=T)
+        expected[topic] = 1
+    assert purged_index(cluster.node(leader)) > stopped_at, "the leader did not purge past the stopped node"
+
+    # It comes back behind the leader's log: only the snapshot can bring it up to date.
+    down.start()
+    assert_serves(cluster, lagging, expected, altered)
+    assert "installed a metadata snapshot from the leader" in strip_ansi(down.output())
+    assert snapshot_index(down) > stopped_at

@@ -91,6 +91,12 @@ pub(crate) fn quorum_config(
         config.controller_quorum_fetch_timeout_ms(),
         config.controller_quorum_election_backoff_max_ms(),
     );
+    // Kafka's snapshot knobs; the config validates both as non-negative
+    // (the byte count as at least 1).
+    quorum.snapshot_max_record_bytes =
+        u64::try_from(config.metadata_log_max_record_bytes_between_snapshots()).unwrap_or(1);
+    quorum.snapshot_max_interval_ms =
+        u64::try_from(config.metadata_log_max_snapshot_interval_ms()).unwrap_or(0);
     Ok(Some(quorum))
 }
 
@@ -250,5 +256,53 @@ mod tests {
                 "{fetch} {backoff}"
             );
         }
+    }
+
+    fn combined_node(extra: &[(&str, &str)]) -> BrokerConfig {
+        let mut entries: Vec<(String, String)> = [
+            ("node.id", "1"),
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.voters", "1@127.0.0.1:19093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        entries.push(("log.dirs".into(), "/tmp/unused".into()));
+        BrokerConfig::from_entries(&entries)
+            .expect("valid config")
+            .0
+    }
+
+    #[test]
+    fn kafkas_snapshot_settings_reach_the_quorum() {
+        let dir = Path::new("/tmp/unused");
+        let defaults = quorum_config(&combined_node(&[]), dir)
+            .expect("config")
+            .expect("a quorum node");
+        assert_eq!(defaults.snapshot_max_record_bytes, 20_971_520);
+        assert_eq!(defaults.snapshot_max_interval_ms, 3_600_000);
+        let tuned = quorum_config(
+            &combined_node(&[
+                ("metadata.log.max.record.bytes.between.snapshots", "4096"),
+                ("metadata.log.max.snapshot.interval.ms", "0"),
+            ]),
+            dir,
+        )
+        .expect("config")
+        .expect("a quorum node");
+        assert_eq!(tuned.snapshot_max_record_bytes, 4096);
+        assert_eq!(tuned.snapshot_max_interval_ms, 0);
+        assert_eq!(tuned.data_dir, dir.join(QUORUM_DIR));
     }
 }

@@ -250,6 +250,10 @@ fn build_broker_defs() -> Vec<ConfigDef> {
             .mode(RO),
         d("controller.listener.names", String, High, "Comma-separated listener names used by the KRaft controller.").mode(RO),
         d("metadata.log.dir", String, High, "Directory of the KRaft metadata log; defaults to the first log directory.").mode(RO),
+        d("metadata.log.max.record.bytes.between.snapshots", Long, High, "A controller writes a metadata snapshot (and purges the log it covers) after this many bytes of new metadata records.")
+            .default_value_of("20971520").validate(Validator::at_least(1)).mode(RO),
+        d("metadata.log.max.snapshot.interval.ms", Long, High, "A controller writes a metadata snapshot this long after the last one if new records arrived since; 0 disables the time trigger.")
+            .default_value_of("3600000").validate(Validator::at_least(0)).mode(RO),
         d("broker.heartbeat.interval.ms", Int, Medium, "How often a broker heartbeats to the active controller.")
             .default_value_of("2000").validate(Validator::at_least(1)).mode(RO),
         d("broker.session.timeout.ms", Int, Medium, "A broker that has not heartbeated for this long is fenced: its leaderships move to other in-sync replicas.")
@@ -1661,6 +1665,18 @@ impl BrokerConfig {
             .unwrap_or_default()
     }
 
+    /// `metadata.log.max.record.bytes.between.snapshots`: how many bytes of
+    /// metadata records trigger the next metadata snapshot.
+    pub fn metadata_log_max_record_bytes_between_snapshots(&self) -> i64 {
+        self.i64_of("metadata.log.max.record.bytes.between.snapshots")
+    }
+
+    /// `metadata.log.max.snapshot.interval.ms`: the longest a metadata
+    /// snapshot waits for new records once some arrived (0: no limit).
+    pub fn metadata_log_max_snapshot_interval_ms(&self) -> i64 {
+        self.i64_of("metadata.log.max.snapshot.interval.ms")
+    }
+
     /// `broker.heartbeat.interval.ms`.
     pub fn broker_heartbeat_interval_ms(&self) -> i32 {
         self.i32_of("broker.heartbeat.interval.ms")
@@ -1994,6 +2010,8 @@ mod tests {
             "queued.max.requests",
             "request.timeout.ms",
             "metadata.log.dir",
+            "metadata.log.max.record.bytes.between.snapshots",
+            "metadata.log.max.snapshot.interval.ms",
             "zookeeper.connect",
             "zookeeper.session.timeout.ms",
             "zookeeper.connection.timeout.ms",
@@ -2387,6 +2405,30 @@ mod tests {
         ])
         .to_string()
         .contains("must not be included in the set of voters controller.quorum.voters=Set(1)"));
+    }
+
+    #[test]
+    fn metadata_snapshot_settings_have_kafkas_defaults_and_ranges() {
+        let c = cfg(&[]);
+        assert_eq!(
+            c.metadata_log_max_record_bytes_between_snapshots(),
+            20_971_520
+        );
+        assert_eq!(c.metadata_log_max_snapshot_interval_ms(), 3_600_000);
+        let c = cfg(&[
+            ("metadata.log.max.record.bytes.between.snapshots", "4096"),
+            ("metadata.log.max.snapshot.interval.ms", "0"),
+        ]);
+        assert_eq!(c.metadata_log_max_record_bytes_between_snapshots(), 4096);
+        assert_eq!(c.metadata_log_max_snapshot_interval_ms(), 0);
+        assert_eq!(
+            err(&[("metadata.log.max.record.bytes.between.snapshots", "0")]).property(),
+            Some("metadata.log.max.record.bytes.between.snapshots")
+        );
+        assert_eq!(
+            err(&[("metadata.log.max.snapshot.interval.ms", "-1")]).property(),
+            Some("metadata.log.max.snapshot.interval.ms")
+        );
     }
 
     #[test]

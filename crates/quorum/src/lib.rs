@@ -67,11 +67,13 @@
 //! Log entries, the vote and the commit point are fsynced before they are
 //! acknowledged; a restarted node loads its latest snapshot and re-applies
 //! the committed log after it, so it never shows an older image than it
-//! showed before. After [`QuorumConfig::snapshot_every_records`] records a
-//! node writes a snapshot (the records of `MetadataImage::to_records`) and
-//! purges the log it covers, keeping
-//! [`QuorumConfig::entries_kept_after_snapshot`] entries; a follower too far
-//! behind receives the snapshot instead of the log.
+//! showed before. After [`QuorumConfig::snapshot_max_record_bytes`] bytes of
+//! records (or [`QuorumConfig::snapshot_max_interval_ms`] after the last
+//! snapshot, if records arrived since) a node writes a snapshot (the records
+//! of `MetadataImage::to_records`) and purges the log it covers, keeping at
+//! most [`QuorumConfig::entries_kept_after_snapshot`] entries and nothing
+//! the previous snapshot covered; a follower too far behind receives the
+//! snapshot instead of the log.
 //!
 //! Files in [`QuorumConfig::data_dir`]:
 //!
@@ -93,8 +95,11 @@
 //!
 //! One TCP listener per node ([`QuorumConfig::listen`], Kafka's CONTROLLER
 //! listener) carries frames of a 4-byte big-endian length and a JSON body:
-//! Raft's AppendEntries, Vote and InstallSnapshot, forwarded requests and
-//! observer joins, one request at a time per connection. Connections are
+//! Raft's AppendEntries, Vote and InstallSnapshot, pre-votes, forwarded
+//! requests and observer joins, one request at a time per connection. A
+//! node of an older version closes the connection on a pre-vote (it does
+//! not decode), which counts as a no: during a rolling upgrade the nodes
+//! still on the old version elect as before. Connections are
 //! kept per peer and reused; a broken one is replaced. A frame over 64 MiB
 //! or one that does not decode closes its connection. There is no
 //! authentication yet: only voters and observers must be able to reach the
@@ -105,7 +110,20 @@
 //! openraft 0.9 uses the heartbeat interval as the AppendEntries timeout,
 //! so it must exceed a follower's fsync latency; the election timeout must
 //! be several heartbeats so one slow heartbeat does not start an election.
+//!
+//! # Elections and leadership
+//!
+//! A follower that has not heard from its leader for
+//! `election_timeout_max` (openraft's leader lease) plus a random election
+//! timeout campaigns, but only after a pre-vote round in which a majority
+//! says it would vote for it; a voter cut off by a partition therefore
+//! never raises its term and cannot depose a healthy leader when it
+//! returns. Leadership lasts the lease both ways: a leader no majority has
+//! acknowledged within it stops reporting itself as leader, and a follower
+//! stops naming a leader it has not heard from within it. See the
+//! `election` module.
 
+mod election;
 mod files;
 mod log_store;
 mod network;
@@ -134,11 +152,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use crate::election::{election_loop, leader_has_quorum, ElectionSettings};
 use crate::files::StoreError;
 use crate::log_store::LogStore;
 use crate::network::{CallError, LeaderReply, NetworkFactory, Peers, Request, Response};
 use crate::server::{accept_loop, stopped, ServerContext};
-use crate::state_machine::{SnapshotProbe, StateMachine};
+use crate::state_machine::{SnapshotProbe, SnapshotTriggers, SnapshotWork, StateMachine};
 use crate::types::{kafka_id, raft_id, NodeId, RecordBatch, TypeConfig};
 
 pub use crate::store::QuorumMetadataStore;
@@ -174,12 +193,19 @@ pub struct QuorumConfig {
     /// sending, fsyncing and answering the largest batch; a slower one is
     /// retried (the follower kept it) and only delays the commit.
     pub heartbeat_interval_ms: u64,
-    /// Take a snapshot after this many records since the last one (Kafka
-    /// counts bytes, `metadata.log.max.record.bytes.between.snapshots`).
-    pub snapshot_every_records: u64,
+    /// Take a snapshot once this many bytes of records (their JSON, as the
+    /// log stores them) were applied since the last one: Kafka's
+    /// `metadata.log.max.record.bytes.between.snapshots` (default 20 MiB).
+    pub snapshot_max_record_bytes: u64,
+    /// Take a snapshot this long after the last one if records arrived
+    /// since: Kafka's `metadata.log.max.snapshot.interval.ms` (default one
+    /// hour); 0 leaves snapshots to the byte count alone.
+    pub snapshot_max_interval_ms: u64,
     /// Raft entries kept after a snapshot, so a briefly lagging follower
     /// catches up from the log rather than a whole snapshot; 0 purges
-    /// everything the snapshot covers.
+    /// everything the snapshot covers. Never more than the log since the
+    /// previous snapshot is kept: a follower further behind than one
+    /// snapshot interval receives the snapshot.
     pub entries_kept_after_snapshot: u64,
     /// How long [`Quorum::append`] and [`Quorum::forward`] wait for a
     /// leader and a commit before they give up.
@@ -202,7 +228,8 @@ impl QuorumConfig {
             election_timeout_min_ms: 2000,
             election_timeout_max_ms: 3000,
             heartbeat_interval_ms: 500,
-            snapshot_every_records: 20_000,
+            snapshot_max_record_bytes: 20 * 1024 * 1024,
+            snapshot_max_interval_ms: 3_600_000,
             entries_kept_after_snapshot: 1000,
             request_timeout_ms: 10_000,
         }
@@ -215,6 +242,21 @@ impl QuorumConfig {
 
     fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    fn snapshot_triggers(&self) -> SnapshotTriggers {
+        SnapshotTriggers {
+            max_record_bytes: self.snapshot_max_record_bytes,
+            max_interval: (self.snapshot_max_interval_ms > 0)
+                .then(|| Duration::from_millis(self.snapshot_max_interval_ms)),
+            entries_kept: self.entries_kept_after_snapshot,
+        }
+    }
+
+    /// openraft's leader lease: how long a voter that heard from the leader
+    /// refuses to vote for another (`election_timeout_max`).
+    fn lease(&self) -> Duration {
+        Duration::from_millis(self.election_timeout_max_ms)
     }
 
     fn validate(&self) -> Result<(NodeId, BTreeMap<NodeId, String>), QuorumError> {
@@ -260,9 +302,13 @@ impl QuorumConfig {
             heartbeat_interval: self.heartbeat_interval_ms,
             // Covers sending and installing a whole snapshot chunk.
             install_snapshot_timeout: self.election_timeout_max_ms.max(5_000),
-            // Snapshots follow records, not entries: see `snapshot_loop`.
+            // Elections start from `election::election_loop`, after a
+            // pre-vote round.
+            enable_elect: false,
+            // Snapshots follow record bytes and time, not entries, and the
+            // log is purged by `snapshot_loop` as the state machine says.
             snapshot_policy: SnapshotPolicy::Never,
-            max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
+            max_in_snapshot_log_to_keep: u64::MAX,
             purge_batch_size: 1,
             ..Default::default()
         };
@@ -355,6 +401,7 @@ pub struct QuorumStatus {
 pub struct Quorum {
     config: QuorumConfig,
     id: NodeId,
+    view: LeaderView,
     raft: Raft<TypeConfig>,
     image_tx: watch::Sender<Arc<MetadataImage>>,
     leader_rx: watch::Receiver<Option<i32>>,
@@ -385,7 +432,7 @@ impl Quorum {
         let (snapshot_tx, snapshot_rx) = mpsc::unbounded_channel();
         let dir = config.data_dir.clone();
         let node_id = config.node_id;
-        let every = config.snapshot_every_records;
+        let triggers = config.snapshot_triggers();
         let (log_store, state_machine) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).map_err(files::io_error(&dir))?;
             match files::read_checked::<NodeFile>(&dir.join(NODE_FILE))? {
@@ -399,7 +446,7 @@ impl Quorum {
                 None => files::write_checked(&dir, NODE_FILE, &NodeFile { node_id })?,
             }
             let log_store = LogStore::open(&dir)?;
-            let state_machine = StateMachine::open(&dir, every, snapshot_tx)?;
+            let state_machine = StateMachine::open(&dir, triggers, snapshot_tx)?;
             Ok::<_, QuorumError>((log_store, state_machine))
         })
         .await
@@ -452,19 +499,44 @@ impl Quorum {
             voters,
             handler: handler.clone(),
             request_timeout: config.request_timeout(),
+            lease: config.lease(),
         });
+        let view = LeaderView {
+            lease: config.lease(),
+            silent: Arc::new(AtomicBool::new(false)),
+        };
         let mut tasks = vec![
             tokio::spawn(accept_loop(listener, context, shutdown_rx.clone())),
-            tokio::spawn(leader_loop(raft.clone(), leader_tx, shutdown_rx.clone())),
+            tokio::spawn(leader_loop(
+                raft.clone(),
+                view.clone(),
+                leader_tx,
+                shutdown_rx.clone(),
+            )),
+            tokio::spawn(election_loop(
+                raft.clone(),
+                peers.clone(),
+                ElectionSettings {
+                    id,
+                    lease: config.lease(),
+                    tick: Duration::from_millis(config.heartbeat_interval_ms),
+                    round_timeout: Duration::from_millis(config.election_timeout_min_ms),
+                    leader_silent: view.silent.clone(),
+                },
+                shutdown_rx.clone(),
+            )),
             tokio::spawn(snapshot_loop(
                 raft.clone(),
                 snapshot_rx,
+                snapshots.clone(),
+                config.snapshot_triggers().max_interval,
                 shutdown_rx.clone(),
             )),
         ];
         let quorum = Arc::new(Quorum {
             config,
             id,
+            view,
             raft,
             image_tx,
             leader_rx,
@@ -531,7 +603,7 @@ impl Quorum {
     async fn wait_for_leader(&self, deadline: Instant) -> Result<Option<NodeId>, QuorumError> {
         let mut metrics = self.raft.metrics();
         loop {
-            if let Some(leader) = known_leader(&metrics.borrow_and_update()) {
+            if let Some(leader) = self.view.known_leader(&metrics.borrow_and_update()) {
                 return Ok(Some(leader));
             }
             match timeout_at(deadline, metrics.changed()).await {
@@ -581,7 +653,7 @@ impl Quorum {
 
     /// Whether this node is the leader now.
     pub fn is_leader(&self) -> bool {
-        known_leader(&self.raft.metrics().borrow()) == Some(self.id)
+        self.view.known_leader(&self.raft.metrics().borrow()) == Some(self.id)
     }
 
     /// A receiver of leader changes (`None` while an election runs).
@@ -598,7 +670,7 @@ impl Quorum {
         QuorumStatus {
             leader: metrics.current_leader.and_then(kafka_id),
             term: metrics.current_term,
-            is_leader: known_leader(&metrics) == Some(self.id),
+            is_leader: self.view.known_leader(&metrics) == Some(self.id),
             voters: voters.iter().filter_map(|&id| kafka_id(id)).collect(),
             observers: membership
                 .nodes()
@@ -686,6 +758,22 @@ impl Quorum {
         *self.handler.write() = Some(handler);
     }
 
+    /// Fault injection: makes this node behave as if the network between
+    /// it and `peers` were cut (`cut == true`) or heals it. Every quorum
+    /// request this node sends to them fails as unreachable, unsent; cut
+    /// the other direction on the peers too for a full partition. Running
+    /// clusters never call it; it exists so partition tests drive the real
+    /// Raft, pre-vote and forwarding code over real sockets.
+    pub fn cut_off(&self, peers: &[i32], cut: bool) {
+        let addrs: Vec<String> = peers
+            .iter()
+            .filter_map(|&peer| raft_id(peer))
+            .filter_map(|peer| self.address_of(peer))
+            .collect();
+        self.peers.set_cut_off(&addrs, cut);
+        tracing::warn!(?peers, cut, "metadata quorum fault injection");
+    }
+
     /// Where node `id`'s quorum listener is: the replicated membership
     /// first, then the configured voters.
     fn address_of(&self, id: NodeId) -> Option<String> {
@@ -726,18 +814,40 @@ impl Quorum {
     }
 }
 
-/// The leader per these metrics, if its leadership is established.
-fn known_leader(metrics: &RaftMetrics<NodeId, BasicNode>) -> Option<NodeId> {
-    let leader = metrics.current_leader?;
-    if leader == metrics.id && metrics.state != ServerState::Leader {
-        return None;
+/// How this node decides whom to name as leader.
+#[derive(Clone)]
+struct LeaderView {
+    /// openraft's leader lease (see `QuorumConfig::lease`).
+    lease: Duration,
+    /// Kept up by the election loop: whether the leader this node follows
+    /// has been silent for the lease.
+    silent: Arc<AtomicBool>,
+}
+
+impl LeaderView {
+    /// The leader per these metrics, if its leadership is established.
+    /// Leadership lasts the lease both ways (check quorum, see
+    /// `election`): this node counts as leader only while a majority
+    /// acknowledged it within the lease, so a leader cut off from the
+    /// other voters stops acting as one before they may elect another; and
+    /// a follower stops naming a leader it has not heard from within it.
+    fn known_leader(&self, metrics: &RaftMetrics<NodeId, BasicNode>) -> Option<NodeId> {
+        let leader = metrics.current_leader?;
+        if leader == metrics.id {
+            if metrics.state != ServerState::Leader || !leader_has_quorum(metrics, self.lease) {
+                return None;
+            }
+        } else if self.silent.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(leader)
     }
-    Some(leader)
 }
 
 /// Publishes leader changes from openraft's metrics.
 async fn leader_loop(
     raft: Raft<TypeConfig>,
+    view: LeaderView,
     leader_tx: watch::Sender<Option<i32>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -745,7 +855,7 @@ async fn leader_loop(
     loop {
         let (leader, term) = {
             let m = metrics.borrow_and_update();
-            (known_leader(&m).and_then(kafka_id), m.current_term)
+            (view.known_leader(&m).and_then(kafka_id), m.current_term)
         };
         let changed = leader_tx.send_if_modified(|current| {
             let changed = *current != leader;
@@ -765,24 +875,53 @@ async fn leader_loop(
     }
 }
 
-/// Has openraft build a snapshot whenever the state machine asks for one.
+/// Has openraft build a snapshot whenever the state machine asks for one,
+/// and, with a snapshot interval, when the interval has passed since the
+/// last snapshot with records after it but none arrive to ask (the state
+/// machine only looks when it applies records).
 async fn snapshot_loop(
     raft: Raft<TypeConfig>,
-    mut wanted: mpsc::UnboundedReceiver<()>,
+    mut wanted: mpsc::UnboundedReceiver<SnapshotWork>,
+    snapshots: SnapshotProbe,
+    interval: Option<Duration>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // A tenth of the interval late at most, and no busier than 10 Hz.
+    let check_every =
+        interval.map(|i| (i / 10).clamp(Duration::from_millis(100), Duration::from_secs(60)));
     loop {
-        tokio::select! {
-            request = wanted.recv() => {
-                if request.is_none() {
-                    return;
-                }
-                if let Err(e) = raft.trigger().snapshot().await {
-                    tracing::warn!(error = %e, "could not start a metadata snapshot");
-                    return;
-                }
+        let check = async {
+            match check_every {
+                Some(every) => tokio::time::sleep(every).await,
+                None => std::future::pending().await,
             }
+        };
+        let work = tokio::select! {
+            request = wanted.recv() => match request {
+                Some(work) => Some(work),
+                None => return,
+            },
+            () = check => snapshots.due_by_time().then_some(SnapshotWork::Build),
             () = stopped(&mut shutdown) => return,
+        };
+        let done = match work {
+            None => Ok(()),
+            Some(SnapshotWork::Build) => raft.trigger().snapshot().await,
+            Some(SnapshotWork::PurgeUpTo(upto)) => {
+                // The state machine asks as it finishes building; openraft
+                // purges only what it already knows a snapshot covers.
+                let mut metrics = raft.metrics();
+                let known = metrics.wait_for(|m| m.snapshot.is_some_and(|s| s.index >= upto));
+                tokio::select! {
+                    _ = tokio::time::timeout(Duration::from_secs(10), known) => {}
+                    () = stopped(&mut shutdown) => return,
+                }
+                raft.trigger().purge_log(upto).await
+            }
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, ?work, "metadata snapshot task stops: raft stopped");
+            return;
         }
     }
 }
@@ -812,7 +951,7 @@ async fn observer_join_loop(quorum: std::sync::Weak<Quorum>, mut shutdown: watch
             }
             continue;
         }
-        let target = match known_leader(&metrics.borrow()) {
+        let target = match q.view.known_leader(&metrics.borrow()) {
             Some(leader) => q.address_of(leader),
             None => {
                 let voters: Vec<String> = q.config.voters.values().map(|a| a.to_string()).collect();

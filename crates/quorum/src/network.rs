@@ -10,7 +10,7 @@
 //! address and reused; a failed or timed-out one is dropped. A frame larger
 //! than [`MAX_FRAME_BYTES`] or that does not decode closes the connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
+use crate::election::{PreVoteRequest, PreVoteResponse};
 use crate::types::{NodeId, TypeConfig};
 
 /// The largest frame accepted: far above any metadata batch or snapshot
@@ -47,6 +48,10 @@ pub(crate) enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     /// Raft leader election.
     Vote(VoteRequest<NodeId>),
+    /// Would the receiver vote for the sender? Asked before a real
+    /// election, so a voter that cannot win never raises its term (see
+    /// `election`).
+    PreVote(PreVoteRequest),
     /// One chunk of a snapshot for a follower whose log was purged.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// An opaque request for the leader's request handler.
@@ -67,6 +72,8 @@ pub(crate) enum Response {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     /// Answers [`Request::Vote`].
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// Answers [`Request::PreVote`].
+    PreVote(PreVoteResponse),
     /// Answers [`Request::InstallSnapshot`].
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
@@ -167,6 +174,9 @@ async fn exchange(stream: &mut TcpStream, request: &[u8]) -> io::Result<Response
 #[derive(Default)]
 pub(crate) struct Peers {
     idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    /// Addresses this node behaves as if it cannot reach (fault
+    /// injection, see `Quorum::cut_off`): calls to them fail unsent.
+    cut_off: Mutex<HashSet<String>>,
 }
 
 impl Peers {
@@ -185,6 +195,12 @@ impl Peers {
             addr: addr.to_string(),
             reason,
         };
+        if self.cut_off.lock().contains(addr) {
+            return Err(CallError::Unreachable {
+                addr: addr.to_string(),
+                reason: "cut off by fault injection".into(),
+            });
+        }
         let body = serde_json::to_vec(request).map_err(|e| failed(e.to_string()))?;
         let reused = self.idle.lock().get_mut(addr).and_then(Vec::pop);
         if let Some(mut stream) = reused {
@@ -230,6 +246,21 @@ impl Peers {
         let streams = idle.entry(addr.to_string()).or_default();
         if streams.len() < MAX_IDLE_PER_PEER {
             streams.push(stream);
+        }
+    }
+
+    /// Makes calls to `addrs` fail as unreachable (`cut == true`) or work
+    /// again, dropping the connections kept to them.
+    pub(crate) fn set_cut_off(&self, addrs: &[String], cut: bool) {
+        let mut cut_off = self.cut_off.lock();
+        let mut idle = self.idle.lock();
+        for addr in addrs {
+            if cut {
+                cut_off.insert(addr.clone());
+                idle.remove(addr);
+            } else {
+                cut_off.remove(addr);
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use parking_lot::RwLock;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::election::{answer_pre_vote, leader_has_quorum};
 use crate::network::{read_frame, write_frame, LeaderReply, Request, Response};
 use crate::types::{NodeId, TypeConfig};
 use crate::RequestHandler;
@@ -26,6 +27,9 @@ pub(crate) struct ServerContext {
     pub(crate) handler: Arc<RwLock<Option<RequestHandler>>>,
     /// Bounds how long the leader waits to commit an observer's membership.
     pub(crate) request_timeout: Duration,
+    /// How long a leader's authority lasts after it was last heard from
+    /// (see `election`).
+    pub(crate) lease: Duration,
 }
 
 /// Resolves once `shutdown` turns true or its sender is gone.
@@ -115,6 +119,9 @@ async fn handle(context: &ServerContext, request: Request) -> Response {
             Response::AppendEntries(context.raft.append_entries(rpc).await)
         }
         Request::Vote(rpc) => Response::Vote(context.raft.vote(rpc).await),
+        Request::PreVote(rpc) => {
+            Response::PreVote(answer_pre_vote(&context.raft, context.lease, rpc).await)
+        }
         Request::InstallSnapshot(rpc) => {
             Response::InstallSnapshot(context.raft.install_snapshot(rpc).await)
         }
@@ -125,11 +132,16 @@ async fn handle(context: &ServerContext, request: Request) -> Response {
     }
 }
 
-/// The leader this node knows of, or `None` if it is the leader itself.
+/// The leader this node knows of, or `None` if it is the leader itself
+/// (with a majority behind it within the lease: a leader cut off from the
+/// others sends the caller looking for the one they elected).
 fn redirect_unless_leader<T>(context: &ServerContext) -> Option<LeaderReply<T>> {
     let metrics = context.raft.metrics();
     let metrics = metrics.borrow();
-    if metrics.state == ServerState::Leader && metrics.current_leader == Some(context.node_id) {
+    if metrics.state == ServerState::Leader
+        && metrics.current_leader == Some(context.node_id)
+        && leader_has_quorum(&metrics, context.lease)
+    {
         None
     } else {
         Some(LeaderReply::NotLeader {

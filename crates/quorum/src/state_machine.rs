@@ -20,6 +20,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use millrace_metadata::records::MetadataRecord;
 use millrace_metadata::MetadataImage;
@@ -82,12 +83,67 @@ impl StoredSnapshot {
     }
 }
 
+/// When the state machine asks for a snapshot: Kafka's
+/// `metadata.log.max.record.bytes.between.snapshots` and
+/// `metadata.log.max.snapshot.interval.ms`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SnapshotTriggers {
+    /// Bytes of records (their JSON, as the log holds them) applied since
+    /// the last snapshot that ask for the next one.
+    pub(crate) max_record_bytes: u64,
+    /// How long after the last snapshot new records ask for the next one;
+    /// `None`: only bytes count.
+    pub(crate) max_interval: Option<Duration>,
+    /// Raft entries kept after a new snapshot, at most: the log is purged
+    /// up to this many entries before the snapshot's position, and at
+    /// least up to the previous snapshot's, so a follower more than one
+    /// snapshot behind receives the snapshot instead.
+    pub(crate) entries_kept: u64,
+}
+
+/// What the state machine asks of the quorum's snapshot task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SnapshotWork {
+    /// Build a snapshot now (a trigger fired).
+    Build,
+    /// A snapshot was built: purge the Raft log up to this index.
+    PurgeUpTo(u64),
+}
+
 struct Applied {
     image: MetadataImage,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, openraft::BasicNode>,
     /// Whether a snapshot was asked for and has not been taken yet.
     snapshot_requested: bool,
+    /// Bytes of records applied after what the latest snapshot covers.
+    bytes_since_snapshot: u64,
+    /// When the latest snapshot was taken (or this node started).
+    snapshot_taken_at: Instant,
+}
+
+impl Applied {
+    fn new(
+        image: MetadataImage,
+        last_applied: Option<LogId<NodeId>>,
+        membership: StoredMembership<NodeId, openraft::BasicNode>,
+    ) -> Applied {
+        Applied {
+            image,
+            last_applied,
+            membership,
+            snapshot_requested: false,
+            bytes_since_snapshot: 0,
+            snapshot_taken_at: Instant::now(),
+        }
+    }
+
+    /// Notes that a snapshot now covers everything applied.
+    fn snapshot_covers_all(&mut self) {
+        self.snapshot_requested = false;
+        self.bytes_since_snapshot = 0;
+        self.snapshot_taken_at = Instant::now();
+    }
 }
 
 struct Shared {
@@ -96,9 +152,9 @@ struct Shared {
     /// The latest snapshot; its lock also serialises writing the file.
     snapshot: Mutex<Option<StoredSnapshot>>,
     image_tx: watch::Sender<Arc<MetadataImage>>,
-    snapshot_every_records: u64,
+    triggers: SnapshotTriggers,
     /// Asks the quorum to have openraft build a snapshot.
-    snapshot_wanted: mpsc::UnboundedSender<()>,
+    snapshot_wanted: mpsc::UnboundedSender<SnapshotWork>,
     snapshots_built: AtomicU64,
     /// The metadata offset the latest snapshot covers (-1: none), readable
     /// without waiting for a snapshot being written.
@@ -117,27 +173,22 @@ pub(crate) struct SnapshotBuilder {
 
 impl StateMachine {
     /// Loads the latest snapshot from `dir` (if any) as the starting state.
-    /// `snapshot_wanted` receives a message whenever `snapshot_every_records`
-    /// records were applied since the last snapshot.
+    /// `snapshot_wanted` receives [`SnapshotWork::Build`] whenever
+    /// `triggers` say a snapshot is due, and [`SnapshotWork::PurgeUpTo`]
+    /// after each snapshot built here.
     pub(crate) fn open(
         dir: &Path,
-        snapshot_every_records: u64,
-        snapshot_wanted: mpsc::UnboundedSender<()>,
+        triggers: SnapshotTriggers,
+        snapshot_wanted: mpsc::UnboundedSender<SnapshotWork>,
     ) -> Result<StateMachine, StoreError> {
         let stored: Option<StoredSnapshot> = files::read_checked(&dir.join(SNAPSHOT_FILE))?;
         let applied = match &stored {
-            Some(s) => Applied {
-                image: s.payload.rebuild(),
-                last_applied: s.meta.last_log_id,
-                membership: s.meta.last_membership.clone(),
-                snapshot_requested: false,
-            },
-            None => Applied {
-                image: MetadataImage::empty(),
-                last_applied: None,
-                membership: StoredMembership::default(),
-                snapshot_requested: false,
-            },
+            Some(s) => Applied::new(
+                s.payload.rebuild(),
+                s.meta.last_log_id,
+                s.meta.last_membership.clone(),
+            ),
+            None => Applied::new(MetadataImage::empty(), None, StoredMembership::default()),
         };
         let (image_tx, _) = watch::channel(Arc::new(applied.image.clone()));
         Ok(StateMachine {
@@ -145,7 +196,10 @@ impl StateMachine {
                 dir: dir.to_path_buf(),
                 applied: Mutex::new(applied),
                 image_tx,
-                snapshot_every_records: snapshot_every_records.max(1),
+                triggers: SnapshotTriggers {
+                    max_record_bytes: triggers.max_record_bytes.max(1),
+                    ..triggers
+                },
                 snapshot_wanted,
                 snapshots_built: AtomicU64::new(0),
                 snapshot_offset: AtomicI64::new(
@@ -180,6 +234,18 @@ impl SnapshotProbe {
     pub(crate) fn offset(&self) -> Option<i64> {
         Some(self.shared.snapshot_offset()).filter(|&offset| offset >= 0)
     }
+
+    /// Whether records arrived since the latest snapshot and the snapshot
+    /// interval has passed since it; if so, the snapshot counts as asked
+    /// for (the caller has it built).
+    pub(crate) fn due_by_time(&self) -> bool {
+        let mut applied = self.shared.applied.lock();
+        let due = self.shared.due_by_time(&applied);
+        if due {
+            applied.snapshot_requested = true;
+        }
+        due
+    }
 }
 
 impl Shared {
@@ -187,32 +253,49 @@ impl Shared {
         self.snapshot_offset.load(Ordering::Acquire)
     }
 
+    /// The time trigger: new records, and the interval passed.
+    fn due_by_time(&self, applied: &Applied) -> bool {
+        !applied.snapshot_requested
+            && applied.image.offset > self.snapshot_offset()
+            && self
+                .triggers
+                .max_interval
+                .is_some_and(|interval| applied.snapshot_taken_at.elapsed() >= interval)
+    }
+
     /// Saves `stored` as the latest snapshot unless a newer one is already
-    /// saved (a build and an install can race). Returns whether it was saved.
-    fn save_snapshot(&self, stored: StoredSnapshot) -> Result<bool, StoreError> {
+    /// saved (a build and an install can race). Returns whether it was
+    /// saved, and the Raft index the snapshot before it covered.
+    fn save_snapshot(&self, stored: StoredSnapshot) -> Result<(bool, Option<u64>), StoreError> {
         let mut current = self.snapshot.lock();
+        let previous = current
+            .as_ref()
+            .and_then(|existing| existing.meta.last_log_id)
+            .map(|id| id.index);
         if let Some(existing) = current.as_ref() {
             if existing.meta.last_log_id > stored.meta.last_log_id {
-                return Ok(false);
+                return Ok((false, previous));
             }
         }
         files::write_checked(&self.dir, SNAPSHOT_FILE, &stored)?;
         self.snapshot_offset
             .store(stored.payload.image_offset, Ordering::Release);
         *current = Some(stored);
-        Ok(true)
+        Ok((true, previous))
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let (payload, last_applied, membership) = {
-            let applied = self.shared.applied.lock();
-            (
+            let mut applied = self.shared.applied.lock();
+            let taken = (
                 SnapshotPayload::of(&applied.image),
                 applied.last_applied,
                 applied.membership.clone(),
-            )
+            );
+            applied.snapshot_covers_all();
+            taken
         };
         let sequence = self.shared.snapshots_built.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_applied {
@@ -229,13 +312,20 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let shared = self.shared.clone();
         let to_save = stored.clone();
-        let saved = tokio::task::spawn_blocking(move || shared.save_snapshot(to_save))
+        let (saved, previous) = tokio::task::spawn_blocking(move || shared.save_snapshot(to_save))
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?
             .map_err(|e| {
                 StorageIOError::write_snapshot(Some(stored.meta.signature()), AnyError::new(&e))
             })?;
-        self.shared.applied.lock().snapshot_requested = false;
+        if let Some(covered) = stored.meta.last_log_id.map(|id| id.index) {
+            if let Some(upto) = purge_point(self.shared.triggers.entries_kept, covered, previous) {
+                let _ = self
+                    .shared
+                    .snapshot_wanted
+                    .send(SnapshotWork::PurgeUpTo(upto));
+            }
+        }
         if saved {
             tracing::info!(
                 offset = stored.payload.image_offset,
@@ -283,6 +373,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         for record in &batch.records {
                             let offset = applied.image.offset + 1;
                             applied.image.apply(offset, record);
+                            applied.bytes_since_snapshot += encoded_len(record);
                         }
                     }
                     EntryPayload::Membership(membership) => {
@@ -293,12 +384,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     last_offset: applied.image.offset,
                 });
             }
-            let since_snapshot = applied.image.offset - self.shared.snapshot_offset();
-            if !applied.snapshot_requested
-                && since_snapshot >= self.shared.snapshot_every_records as i64
-            {
+            let due_by_bytes = !applied.snapshot_requested
+                && applied.bytes_since_snapshot >= self.shared.triggers.max_record_bytes;
+            if due_by_bytes || self.shared.due_by_time(&applied) {
                 applied.snapshot_requested = true;
-                let _ = self.shared.snapshot_wanted.send(());
+                let _ = self.shared.snapshot_wanted.send(SnapshotWork::Build);
             }
             // Blank and membership entries leave the image as it was:
             // subscribers hear only of images with new records.
@@ -338,7 +428,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             payload,
         };
         let shared = self.shared.clone();
-        let saved = tokio::task::spawn_blocking(move || shared.save_snapshot(stored))
+        let (saved, _) = tokio::task::spawn_blocking(move || shared.save_snapshot(stored))
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?
             .map_err(|e| {
@@ -358,7 +448,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied.image = image;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
-            applied.snapshot_requested = false;
+            applied.snapshot_covers_all();
         }
         self.shared.image_tx.send_replace(published);
         Ok(())
@@ -376,6 +466,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })?;
         Ok(Some(snapshot))
     }
+}
+
+/// Where to purge the Raft log once a snapshot covers index `covered`:
+/// keep at most `kept` entries before it, and none that the previous
+/// snapshot (covering `previous`) covered too. `None`: purge nothing.
+fn purge_point(kept: u64, covered: u64, previous: Option<u64>) -> Option<u64> {
+    let by_count = covered.checked_sub(kept);
+    by_count.max(previous.filter(|&p| p <= covered))
+}
+
+/// The size of a record as the log stores it (its JSON), without
+/// allocating the encoding.
+fn encoded_len(record: &MetadataRecord) -> u64 {
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Encoding a record into memory cannot fail; were it to, the record
+    // counts as empty and only delays a snapshot.
+    let _ = serde_json::to_writer(&mut counter, record);
+    counter.0
 }
 
 #[cfg(test)]
@@ -408,23 +526,48 @@ mod tests {
         })
     }
 
+    fn by_bytes(max_record_bytes: u64) -> SnapshotTriggers {
+        SnapshotTriggers {
+            max_record_bytes,
+            max_interval: None,
+            entries_kept: 0,
+        }
+    }
+
+    /// The bytes of these records, as the byte trigger counts them.
+    fn bytes_of(names: &[&str]) -> u64 {
+        names.iter().map(|n| encoded_len(&config(n))).sum()
+    }
+
     #[tokio::test]
     async fn offsets_count_records_not_entries_and_snapshots_restore_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (tx, mut wanted) = mpsc::unbounded_channel();
-        let mut sm = StateMachine::open(dir.path(), 3, tx).expect("open");
+        let three = by_bytes(bytes_of(&["a", "b", "c"]));
+        let mut sm = StateMachine::open(dir.path(), three, tx).expect("open");
         let answers = sm
             .apply(vec![
                 entry(0, EntryPayload::Blank),
                 entry(1, batch(&["a", "b"])),
                 entry(2, EntryPayload::Blank),
-                entry(3, batch(&["c"])),
             ])
             .await
             .expect("apply");
-        let offsets: Vec<i64> = answers.iter().map(|a| a.last_offset).collect();
+        assert!(
+            wanted.try_recv().is_err(),
+            "2 records' bytes are not enough"
+        );
+        let more = sm
+            .apply(vec![entry(3, batch(&["c"]))])
+            .await
+            .expect("apply");
+        let offsets: Vec<i64> = answers.iter().chain(&more).map(|a| a.last_offset).collect();
         assert_eq!(offsets, vec![-1, 1, 1, 2]);
-        assert!(wanted.try_recv().is_ok(), "3 records ask for a snapshot");
+        assert_eq!(
+            wanted.try_recv().ok(),
+            Some(SnapshotWork::Build),
+            "3 records' bytes ask for a snapshot"
+        );
         let snapshot = sm
             .get_snapshot_builder()
             .await
@@ -434,7 +577,7 @@ mod tests {
         assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(3));
 
         let (tx, _wanted) = mpsc::unbounded_channel();
-        let mut restarted = StateMachine::open(dir.path(), 3, tx).expect("reopen");
+        let mut restarted = StateMachine::open(dir.path(), three, tx).expect("reopen");
         let image = restarted.image_sender().borrow().clone();
         assert_eq!(image.offset, 2);
         assert_eq!(image.broker_config("").len(), 3);
@@ -451,7 +594,8 @@ mod tests {
     async fn an_installed_snapshot_replaces_the_image() {
         let leader_dir = tempfile::tempdir().expect("tempdir");
         let (tx, _w) = mpsc::unbounded_channel();
-        let mut leader = StateMachine::open(leader_dir.path(), 100, tx).expect("open");
+        let mut leader =
+            StateMachine::open(leader_dir.path(), by_bytes(1 << 20), tx).expect("open");
         leader
             .apply(vec![entry(0, batch(&["a", "b"]))])
             .await
@@ -465,7 +609,7 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let (tx, _w) = mpsc::unbounded_channel();
-        let mut follower = StateMachine::open(dir.path(), 100, tx).expect("open");
+        let mut follower = StateMachine::open(dir.path(), by_bytes(1 << 20), tx).expect("open");
         follower
             .install_snapshot(&snapshot.meta, snapshot.snapshot)
             .await
@@ -479,5 +623,57 @@ mod tests {
             .expect("current")
             .expect("some");
         assert_eq!(current.meta, snapshot.meta);
+    }
+
+    #[test]
+    fn the_log_is_purged_to_the_previous_snapshot_or_the_kept_count() {
+        // At most `kept` entries are kept...
+        assert_eq!(purge_point(1000, 5000, None), Some(4000));
+        assert_eq!(purge_point(1000, 5000, Some(3000)), Some(4000));
+        // ... and never more than one snapshot's worth.
+        assert_eq!(purge_point(1000, 5000, Some(4500)), Some(4500));
+        assert_eq!(purge_point(1000, 10, None), None);
+        assert_eq!(purge_point(1000, 10, Some(8)), Some(8));
+        assert_eq!(purge_point(0, 10, Some(8)), Some(10));
+    }
+
+    #[tokio::test]
+    async fn the_interval_asks_for_a_snapshot_only_after_new_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tx, mut wanted) = mpsc::unbounded_channel();
+        // An interval that has always passed: only new records decide.
+        let triggers = SnapshotTriggers {
+            max_record_bytes: 1 << 20,
+            max_interval: Some(Duration::ZERO),
+            entries_kept: 0,
+        };
+        let mut sm = StateMachine::open(dir.path(), triggers, tx).expect("open");
+        let probe = sm.snapshot_probe();
+        assert!(!probe.due_by_time(), "nothing to snapshot yet");
+        sm.apply(vec![entry(0, EntryPayload::Blank)])
+            .await
+            .expect("apply");
+        assert!(wanted.try_recv().is_err(), "a blank entry is no record");
+        sm.apply(vec![entry(1, batch(&["a"]))])
+            .await
+            .expect("apply");
+        assert_eq!(
+            wanted.try_recv().ok(),
+            Some(SnapshotWork::Build),
+            "a new record after the interval"
+        );
+        assert!(!probe.due_by_time(), "already asked for");
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("build");
+        assert_eq!(probe.offset(), Some(0));
+        assert_eq!(wanted.try_recv().ok(), Some(SnapshotWork::PurgeUpTo(1)));
+        assert!(!probe.due_by_time(), "the snapshot covers every record");
+        sm.apply(vec![entry(2, batch(&["b"]))])
+            .await
+            .expect("apply");
+        assert_eq!(wanted.try_recv().ok(), Some(SnapshotWork::Build));
     }
 }

@@ -143,7 +143,8 @@ async fn snapshots_purge_the_log_and_restart_rebuilds_from_snapshot_and_tail() {
         let voters = voters(1);
         let listen = voters[&1];
         let mut cfg = config(1, &voters, listen, dir.path());
-        cfg.snapshot_every_records = 5;
+        // Every five records of "k0".."k9".
+        cfg.snapshot_max_record_bytes = 5 * record_bytes("k0");
         cfg.entries_kept_after_snapshot = 0;
         let node = Quorum::start(cfg.clone()).await.expect("start");
         agreed_leader(&[&node]).await;
@@ -201,7 +202,8 @@ async fn the_snapshot_restores_every_kind_of_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         let voters = voters(1);
         let mut cfg = config(1, &voters, voters[&1], dir.path());
-        cfg.snapshot_every_records = 3;
+        // Any record asks for a snapshot.
+        cfg.snapshot_max_record_bytes = 1;
         cfg.entries_kept_after_snapshot = 0;
         let node = Quorum::start(cfg.clone()).await.expect("start");
         agreed_leader(&[&node]).await;

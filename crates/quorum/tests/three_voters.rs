@@ -153,7 +153,7 @@ async fn losing_the_leader_elects_another_and_the_restarted_node_catches_up_by_s
         // Small snapshots and nothing kept after them: while a node is
         // down, the log it would need is purged.
         let mut cluster = Cluster::start(3, |c| {
-            c.snapshot_every_records = 4;
+            c.snapshot_max_record_bytes = 4 * record_bytes("while-down-0");
             c.entries_kept_after_snapshot = 0;
         })
         .await;

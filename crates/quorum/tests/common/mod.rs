@@ -73,6 +73,11 @@ pub fn record(name: &str) -> MetadataRecord {
     }
 }
 
+/// How many bytes `record(name)` counts for the snapshot trigger (its JSON).
+pub fn record_bytes(name: &str) -> u64 {
+    serde_json::to_vec(&record(name)).expect("encode").len() as u64
+}
+
 /// Polls `check` until it holds, failing the test after [`PATIENCE`].
 pub async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
     let start = Instant::now();
