@@ -109,7 +109,7 @@ setup_venv() {
     local stamp="$VENV/.requirements.sha256" want
     want="$(cat "$REQUIREMENTS" "$LEGACY_REQUIREMENTS" | sha256sum | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version.split()[0])')"
     if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-        && "$VENV/bin/python" -c 'import confluent_kafka, kafka, pytest, botocore' >/dev/null 2>&1; then
+        && "$VENV/bin/python" -c 'import confluent_kafka, kafka, pytest, botocore, boto3' >/dev/null 2>&1; then
         echo "$VENV is up to date"
     else
         if ! [ -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
