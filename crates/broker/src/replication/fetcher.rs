@@ -318,11 +318,18 @@ async fn fetch_round(
                     if throttled.contains(&key) {
                         throttle.quota.record(whole as u64);
                     }
-                    if let Err(code) =
-                        partition.append_as_follower(&records[..whole], p.high_watermark)
-                    {
-                        tracing::warn!(partition = %format!("{}-{}", key.0, key.1), ?code, "follower append failed; reconciling with the leader");
-                        state.set_phase(&key, follower.leader_epoch, Phase::Truncating);
+                    match partition.append_as_follower(&records[..whole], p.high_watermark) {
+                        Ok(()) => {}
+                        // Full disk or storage cap: nothing was written and
+                        // the log agrees with the leader; fetch again later.
+                        Err(ErrorCode::KafkaStorageError) => {
+                            tracing::debug!(partition = %format!("{}-{}", key.0, key.1), "follower append refused for lack of space; backing off");
+                            backoff_needed = true;
+                        }
+                        Err(code) => {
+                            tracing::warn!(partition = %format!("{}-{}", key.0, key.1), ?code, "follower append failed; reconciling with the leader");
+                            state.set_phase(&key, follower.leader_epoch, Phase::Truncating);
+                        }
                     }
                 }
                 Some(Some(ErrorCode::OffsetOutOfRange)) => {
