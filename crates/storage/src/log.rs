@@ -358,6 +358,10 @@ impl Log {
     /// Claims room under the storage cap for an append of `bytes`;
     /// refused with [`StorageError::CapReached`] (nothing written).
     fn reserve(&self, bytes: u64) -> Result<u64> {
+        if bytes == 0 {
+            // Nothing to write: never refused, even above a lowered cap.
+            return Ok(0);
+        }
         match self.usage.get() {
             Some(usage) if !usage.try_reserve(bytes) => Err(StorageError::CapReached {
                 used: usage.used(),
