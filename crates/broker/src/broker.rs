@@ -273,6 +273,7 @@ impl Broker {
                 cleaner_backoff_ms: settings.cleaner_backoff_ms,
                 cleaner_dedupe_buffer_bytes: settings.cleaner_dedupe_buffer_bytes,
                 default_config: config_bridge::default_log_config(&settings),
+                max_bytes: settings.log_dirs_max_bytes,
             };
             let by_topic = topic_settings.clone();
             let default_log = options.default_config;
@@ -408,6 +409,10 @@ impl Broker {
         let settings = Arc::new(BrokerSettings::resolve(self.static_config.clone(), image));
         let topic_settings = config_bridge::all_topic_settings(&settings, image);
         self.controller.update_config(controller_config(&settings));
+        // A dynamic change of millrace.log.dirs.max.bytes applies here.
+        self.partitions
+            .log_manager()
+            .set_max_bytes(settings.log_dirs_max_bytes);
         *self.settings.write() = settings.clone();
         *self.topic_settings.write() = topic_settings.clone();
         let fallback = Arc::new(config_bridge::topic_settings(&settings, image, ""));

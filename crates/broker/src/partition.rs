@@ -655,6 +655,12 @@ pub fn storage_error_code(partition: &str, e: &StorageError) -> ErrorCode {
             ProducerStateError::InvalidTxnState { .. } => ErrorCode::InvalidTxnState,
             ProducerStateError::CoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
         },
+        // A full disk (or the storage cap) is the operator's to fix and
+        // changes nothing on disk: a warning, not an error.
+        StorageError::NoSpace { .. } | StorageError::CapReached { .. } => {
+            tracing::warn!(partition, error = %e, "write refused");
+            ErrorCode::KafkaStorageError
+        }
         other => {
             tracing::error!(partition, error = %other, "storage error");
             ErrorCode::KafkaStorageError

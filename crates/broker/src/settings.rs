@@ -72,6 +72,9 @@ pub struct BrokerSettings {
     pub cleaner_backoff_ms: u64,
     /// `log.cleaner.dedupe.buffer.size`.
     pub cleaner_dedupe_buffer_bytes: usize,
+    /// `millrace.log.dirs.max.bytes` (`u64::MAX` = unlimited): the storage
+    /// cap, re-read with every image since it may be changed dynamically.
+    pub log_dirs_max_bytes: u64,
     /// The effective config model (static and dynamic), for DescribeConfigs
     /// and topic config resolution.
     pub model: Arc<BrokerConfig>,
@@ -137,6 +140,7 @@ impl BrokerSettings {
                 i64::from(c.log_flush_offset_checkpoint_interval_ms()),
                 60_000,
             ),
+            log_dirs_max_bytes: c.log_dirs_max_bytes().unwrap_or(u64::MAX),
             cleaner_enabled: c.log_cleaner_enable(),
             cleaner_threads: c.log_cleaner_threads().max(1) as usize,
             cleaner_backoff_ms: positive(c.log_cleaner_backoff_ms(), 15_000),

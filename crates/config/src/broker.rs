@@ -333,6 +333,11 @@ fn build_broker_defs() -> Vec<ConfigDef> {
         d("log.dirs", String, High, "Comma-separated directories for log data; overrides log.dir.").mode(RO),
         d("log.dir", String, High, "Directory for log data, used when log.dirs is not set.")
             .default_value_of("/tmp/kafka-logs").mode(RO),
+        // Millrace's own: the disk size an MSK broker has (EBS volumeSize),
+        // enforced by the broker itself. Per-broker dynamic, like a volume
+        // that grows while the broker runs.
+        d("millrace.log.dirs.max.bytes", Long, High, "Bytes of log segments all log dirs of this broker may hold; appends past it fail with KAFKA_STORAGE_ERROR as on a full disk. -1 means no limit.")
+            .default_value_of("-1").validate(Validator::at_least(-1)).mode(PB),
         d("log.segment.bytes", Int, High, "Maximum size of a single log segment file.")
             .default_value_of("1073741824").validate(Validator::at_least(14)).mode(CW),
         d("log.roll.ms", Long, High, "Maximum time before a new segment is rolled; overrides log.roll.hours.")
@@ -1317,6 +1322,12 @@ impl BrokerConfig {
     /// `log.dirs`, falling back to `log.dir`.
     pub fn log_dirs(&self) -> &[PathBuf] {
         &self.log_dirs
+    }
+
+    /// `millrace.log.dirs.max.bytes`: the storage cap, `None` when unlimited
+    /// (-1).
+    pub fn log_dirs_max_bytes(&self) -> Option<u64> {
+        u64::try_from(self.i64_of("millrace.log.dirs.max.bytes")).ok()
     }
 
     /// `metadata.log.dir`, falling back to the first log dir.

@@ -192,6 +192,7 @@ impl Engine {
             zone_count: settings.subnets().len(),
             client_listeners: settings.client_listeners(),
             properties: revision_properties(tx, settings.configuration_info.as_ref())?,
+            volume_size_gib: settings.volume_size(),
             brokers: brokers
                 .iter()
                 .map(|b| BrokerSpec {
@@ -570,6 +571,45 @@ impl Engine {
         }
     }
 
+    /// Restarts every broker of `c`, one at a time and only while no
+    /// partition is short of a replica, onto `target`; on a failure the
+    /// brokers already moved go back to `current`.
+    async fn rolling_restart(
+        &self,
+        c: &ClusterRecord,
+        current: &ClusterSpec,
+        target: &ClusterSpec,
+    ) -> Result<(), String> {
+        let provisioner = &self.inner.provisioner;
+        let pause = self.inner.config.timings.rolling_restart_pause;
+        let mut ids: Vec<i32> = c.brokers.iter().map(|b| b.broker_id).collect();
+        ids.sort_unstable();
+        // No broker goes down while a partition is short of a replica.
+        self.wait_cluster_ready(current).await?;
+        let mut restarted = Vec::new();
+        for id in ids {
+            restarted.push(id);
+            let step = async {
+                provisioner
+                    .restart_broker(target, id)
+                    .await
+                    .map_err(|e| e.0)?;
+                self.wait_healthy(target, id).await?;
+                // Back in every ISR before the next one goes down.
+                self.wait_cluster_ready(target).await
+            };
+            if let Err(e) = step.await {
+                // Put the brokers already moved back on the old settings.
+                for back in &restarted {
+                    let _ = provisioner.restart_broker(current, *back).await;
+                }
+                return Err(e);
+            }
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
+    }
+
     /// Does the broker work of an operation.
     async fn carry_out(
         &self,
@@ -579,35 +619,17 @@ impl Engine {
         target: Option<&ClusterSpec>,
     ) -> Result<(), String> {
         let provisioner = &self.inner.provisioner;
-        let pause = self.inner.config.timings.rolling_restart_pause;
         match (&op.plan, target) {
             (OperationPlan::RollingRestart { .. }, Some(target)) => {
-                let mut ids: Vec<i32> = c.brokers.iter().map(|b| b.broker_id).collect();
-                ids.sort_unstable();
-                // No broker goes down while a partition is short of a replica.
-                self.wait_cluster_ready(current).await?;
-                let mut restarted = Vec::new();
-                for id in ids {
-                    restarted.push(id);
-                    let step = async {
-                        provisioner
-                            .restart_broker(target, id)
-                            .await
-                            .map_err(|e| e.0)?;
-                        self.wait_healthy(target, id).await?;
-                        // Back in every ISR before the next one goes down.
-                        self.wait_cluster_ready(target).await
-                    };
-                    if let Err(e) = step.await {
-                        // Put the brokers already moved back on the old settings.
-                        for back in &restarted {
-                            let _ = provisioner.restart_broker(current, *back).await;
-                        }
-                        return Err(e);
-                    }
-                    tokio::time::sleep(pause).await;
-                }
-                Ok(())
+                self.rolling_restart(c, current, target).await
+            }
+            // A larger EBS volume raises the storage cap each broker
+            // enforces, read from its server.properties at start: the
+            // brokers roll onto it. Throughput alone changes nothing there.
+            (OperationPlan::SettingsOnly { .. }, Some(target))
+                if target.volume_size_gib != current.volume_size_gib =>
+            {
+                self.rolling_restart(c, current, target).await
             }
             (OperationPlan::SettingsOnly { .. }, _) => Ok(()),
             (OperationPlan::AddBrokers { brokers, .. }, Some(target)) => {
@@ -1037,6 +1059,7 @@ mod tests {
             zone_count: 3,
             client_listeners: vec![ListenerKind::Plaintext],
             properties: Vec::new(),
+            volume_size_gib: 1000,
             brokers: ids
                 .iter()
                 .map(|id| BrokerSpec {

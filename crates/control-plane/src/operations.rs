@@ -70,7 +70,9 @@ pub enum OperationPlan {
         /// The settings after the operation.
         target: Box<ClusterSettings>,
     },
-    /// Record the target settings; brokers need no restart.
+    /// Record the target settings (monitoring, storage). Brokers need no
+    /// restart, except for a new volume size: they roll onto the storage
+    /// cap it sets.
     SettingsOnly {
         /// The settings after the operation.
         target: Box<ClusterSettings>,

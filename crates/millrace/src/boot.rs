@@ -30,11 +30,13 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logging();
+            init_logging(LogTo::Stdout);
             for warning in warnings {
                 tracing::warn!("{warning}");
             }
-            block_on(run_broker(config))
+            let threads = worker_threads(&config);
+            tracing::debug!(worker_threads = ?threads, "runtime size");
+            block_on(threads, run_broker(config))
         }
         Command::Cluster {
             brokers,
@@ -43,7 +45,7 @@ pub fn run(cli: Cli) -> ExitCode {
             base_port,
             overrides,
         } => {
-            init_logging();
+            init_logging(LogTo::Stdout);
             let spec = crate::cluster::ClusterSpec {
                 brokers,
                 racks,
@@ -51,17 +53,24 @@ pub fn run(cli: Cli) -> ExitCode {
                 base_port,
                 overrides,
             };
-            block_on(crate::cluster::run(spec, wait_for_signal()))
+            block_on(None, crate::cluster::run(spec, wait_for_signal()))
         }
     }
 }
 
-/// Runs `main` on a multi-threaded tokio runtime to completion.
-fn block_on(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+/// Runs `main` on a multi-threaded tokio runtime to completion, with
+/// `worker_threads` workers (tokio's default, one per CPU, when `None`).
+/// Shared with `up`.
+pub(crate) fn block_on(
+    worker_threads: Option<usize>,
+    main: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n);
+    }
+    match builder.build() {
         Ok(runtime) => runtime.block_on(main),
         Err(e) => {
             eprintln!("millrace: cannot start the runtime: {e}");
@@ -86,7 +95,35 @@ fn load_config(
     BrokerConfig::from_entries(&entries).map_err(|e| e.to_string())
 }
 
-fn init_logging() {
+/// The broker's request work runs on the runtime's workers, so a broker's
+/// size (the control plane writes `num.network.threads` and
+/// `num.io.threads` from it) sizes the runtime: their sum, as Kafka runs
+/// that many request threads. `None` (tokio's default of one worker per
+/// CPU) when the configuration sets neither, as in the development profile.
+fn worker_threads(config: &BrokerConfig) -> Option<usize> {
+    let set = config.static_entries();
+    if !set.contains_key("num.network.threads") && !set.contains_key("num.io.threads") {
+        return None;
+    }
+    let threads = config.num_network_threads().max(1) + config.num_io_threads().max(1);
+    Some((threads as usize).clamp(2, MAX_WORKER_THREADS))
+}
+
+/// More workers than this only cost memory, whatever the broker size says.
+const MAX_WORKER_THREADS: usize = 256;
+
+/// Where log lines go: the broker logs to stdout (its supervisor collects
+/// it); `millrace up` keeps stdout for the lines a user copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogTo {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Starts logging with `RUST_LOG` (default `info`). Shared with `up`.
+pub(crate) fn init_logging(to: LogTo) {
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     // openraft logs every failed RPC to an unreachable peer, twice a
     // second per peer, at WARN and ERROR; the quorum logs what an operator
@@ -99,10 +136,13 @@ fn init_logging() {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=off"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match to {
+        LogTo::Stdout => fmt.init(),
+        LogTo::Stderr => fmt.with_writer(std::io::stderr).init(),
+    }
 }
 
 async fn run_broker(config: BrokerConfig) -> ExitCode {
@@ -158,25 +198,53 @@ async fn run_controller(config: BrokerConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+/// Waits for SIGINT or SIGTERM; the handlers are installed when the
+/// future is first polled, so a signal before that (during start-up) still
+/// ends the process at once. Falls back to Ctrl-C alone if they cannot be.
+pub(crate) async fn wait_for_signal() {
+    match stop_signals() {
+        Ok(stop) => stop.await,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+}
+
+/// A future that completes at the first SIGINT or SIGTERM, with the
+/// handlers installed now rather than when it is first polled (`up` needs
+/// them before start-up, to stop brokers it is still creating).
+pub(crate) fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> BrokerConfig {
+        let entries = parse_properties(text).expect("parses");
+        BrokerConfig::from_entries(&entries).expect("valid").0
+    }
+
+    #[test]
+    fn the_broker_size_sets_the_runtime_workers() {
+        // What the control plane writes for kafka.m5.4xlarge (16 vCPUs).
+        let sized = config("node.id=1\nnum.io.threads=16\nnum.network.threads=8\n");
+        assert_eq!(worker_threads(&sized), Some(24));
+        // One of the two set: the other takes its default (MSK: 8 io, 5 network).
+        let io_only = config("node.id=1\nnum.io.threads=4\n");
+        assert_eq!(worker_threads(&io_only), Some(4 + 5));
+        // Neither set (the development profile): tokio's default.
+        assert_eq!(worker_threads(&config(DEV_PROPERTIES)), None);
+        let huge = config("node.id=1\nnum.io.threads=1000\nnum.network.threads=1000\n");
+        assert_eq!(worker_threads(&huge), Some(MAX_WORKER_THREADS));
     }
 }

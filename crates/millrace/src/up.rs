@@ -16,21 +16,13 @@ use std::process::ExitCode;
 
 use millrace_control_plane::{ensure_dev_cluster, ControlPlaneConfig, Server};
 
+use crate::boot::{block_on, init_logging, stop_signals, LogTo};
 use crate::cli::UpArgs;
 
 /// Runs `millrace up` to completion.
 pub fn run(args: UpArgs) -> ExitCode {
-    init_logging();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(up(args)),
-        Err(e) => {
-            eprintln!("millrace: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    init_logging(LogTo::Stderr);
+    block_on(None, up(args))
 }
 
 /// The control plane's configuration for `args`: brokers are this very
@@ -121,28 +113,4 @@ fn print_out(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-/// A future that completes at the first SIGINT or SIGTERM. The handlers
-/// are installed now, not when the future is first polled.
-fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }

@@ -135,6 +135,9 @@ pub struct LogManagerOptions {
     pub cleaner_dedupe_buffer_bytes: usize,
     /// Config for logs whose topic has no overrides.
     pub default_config: LogConfig,
+    /// `millrace.log.dirs.max.bytes`: segment bytes all logs together may
+    /// hold ([`crate::usage::UNLIMITED`] = no cap).
+    pub max_bytes: u64,
 }
 
 impl Default for LogManagerOptions {
@@ -150,6 +153,7 @@ impl Default for LogManagerOptions {
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_bytes: 128 * 1024 * 1024,
             default_config: LogConfig::default(),
+            max_bytes: crate::usage::UNLIMITED,
         }
     }
 }

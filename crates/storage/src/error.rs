@@ -1,7 +1,7 @@
 //! The one error type of the storage crate.
 //!
-//! The broker maps these to Kafka error codes in one place: `NoSpace` and
-//! `Io`/`LogDirOffline` become `KAFKA_STORAGE_ERROR`, `OffsetOutOfRange`
+//! The broker maps these to Kafka error codes in one place: `NoSpace`,
+//! `CapReached` and `Io`/`LogDirOffline` become `KAFKA_STORAGE_ERROR`, `OffsetOutOfRange`
 //! becomes `OFFSET_OUT_OF_RANGE`, `Corrupt` becomes `CORRUPT_MESSAGE`,
 //! `Producer` becomes the code named on its `ProducerStateError` variant.
 
@@ -29,6 +29,20 @@ pub enum StorageError {
     NoSpace {
         /// The log dir (or partition dir) that is full.
         dir: PathBuf,
+    },
+    /// The append would take the broker's logs past
+    /// `millrace.log.dirs.max.bytes`: a full disk of the configured size.
+    /// Refused before anything is written; the dir stays online.
+    #[error(
+        "log dirs hold {used} bytes; {requested} more would pass millrace.log.dirs.max.bytes={cap}"
+    )]
+    CapReached {
+        /// Bytes the logs hold (with appends in flight).
+        used: u64,
+        /// The cap.
+        cap: u64,
+        /// Bytes the refused append needed.
+        requested: u64,
     },
     /// A read or DeleteRecords named an offset the log does not hold.
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]

@@ -27,6 +27,8 @@
 //! - [`manager`]: [`LogManager`], all partitions across log dirs, checkpoints
 //!   and background threads.
 //! - `background`, `log_dir`: deferred file removal and per-dir liveness.
+//! - [`usage`]: [`DiskUsage`], the running total of segment bytes and the
+//!   broker's storage cap (`millrace.log.dirs.max.bytes`).
 //!
 //! # Offsets kept apart
 //!
@@ -53,6 +55,7 @@ mod recovery;
 mod segment;
 mod time_index;
 mod txn_index;
+pub mod usage;
 
 pub use compaction::CleanStats;
 pub use config::{LogConfig, LogManagerOptions, TopicPartition};
@@ -62,6 +65,7 @@ pub use manager::{LogDirUsage, LogManager, PartitionUsage};
 pub use producer_state::{
     AbortedTxn, ProducerStateEntry, ProducerStateError, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
 };
+pub use usage::DiskUsage;
 
 /// Wall-clock milliseconds since the Unix epoch, as Kafka timestamps are.
 pub(crate) fn now_ms() -> i64 {

@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use millrace_protocol::records::{
@@ -41,6 +41,7 @@ use crate::producer_state::{
 };
 use crate::segment::{BatchReader, Next, Segment};
 use crate::txn_index::AbortedTxnEntry;
+use crate::usage::DiskUsage;
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +122,12 @@ pub struct Log {
     producers: Mutex<ProducerStateManager>,
     /// Cached first unstable offset, -1 when every transaction is stable.
     first_unstable: AtomicI64,
+    /// The broker-wide storage cap this log counts against (set by the
+    /// manager; a log opened on its own has none).
+    usage: OnceLock<Arc<DiskUsage>>,
+    /// Segment bytes this log has counted in `usage` (changed under
+    /// `append_lock`).
+    accounted: AtomicU64,
 }
 
 /// Everything a freshly opened log starts from.
@@ -176,6 +183,8 @@ impl Log {
             dir_needs_sync: AtomicBool::new(false),
             producers: Mutex::new(ProducerStateManager::default()),
             first_unstable: AtomicI64::new(-1),
+            usage: OnceLock::new(),
+            accounted: AtomicU64::new(0),
         })
     }
 
@@ -301,6 +310,80 @@ impl Log {
 
     pub(crate) fn set_segments(&self, segments: Vec<Arc<Segment>>) {
         *self.segments.write() = Arc::new(segments);
+        self.reaccount(0);
+    }
+
+    /// Makes this log count against the broker's storage cap, starting
+    /// with what it holds now.
+    pub(crate) fn attach_usage(&self, usage: Arc<DiskUsage>) {
+        let _g = self.append_lock.lock();
+        let held = self.size_bytes();
+        if self.usage.set(usage.clone()).is_ok() {
+            self.accounted.store(held, Ordering::Release);
+            usage.add(held);
+        }
+    }
+
+    /// Gives back everything this log counted (it is being deleted).
+    /// Called under `append_lock`, after [`Log::mark_deleted`], so nothing
+    /// counts it again.
+    pub(crate) fn detach_usage(&self) {
+        if let Some(usage) = self.usage.get() {
+            usage.release(self.accounted.swap(0, Ordering::AcqRel));
+        }
+    }
+
+    /// Re-counts this log's segment bytes after its segments changed
+    /// (roll, retention, truncation, compaction), settling `reserved`
+    /// bytes an append claimed. Under `append_lock`; walks this log's
+    /// segments only, never a directory.
+    fn reaccount(&self, reserved: u64) {
+        let Some(usage) = self.usage.get() else {
+            return;
+        };
+        if self.is_deleted() {
+            usage.release(reserved);
+            return;
+        }
+        let now = self.size_bytes();
+        let before = self.accounted.swap(now, Ordering::AcqRel);
+        let counted = before.saturating_add(reserved);
+        if now > counted {
+            usage.add(now - counted);
+        } else {
+            usage.release(counted - now);
+        }
+    }
+
+    /// Claims room under the storage cap for an append of `bytes`;
+    /// refused with [`StorageError::CapReached`] (nothing written).
+    fn reserve(&self, bytes: u64) -> Result<u64> {
+        if bytes == 0 {
+            // Nothing to write: never refused, even above a lowered cap.
+            return Ok(0);
+        }
+        match self.usage.get() {
+            Some(usage) if !usage.try_reserve(bytes) => Err(StorageError::CapReached {
+                used: usage.used(),
+                cap: usage.cap(),
+                requested: bytes,
+            }),
+            Some(_) => Ok(bytes),
+            None => Ok(0),
+        }
+    }
+
+    /// Settles a reservation after an append: a success keeps it as this
+    /// log's bytes; a failure re-counts what is really there.
+    fn settle<T>(&self, reserved: u64, result: &Result<T>) {
+        if reserved == 0 {
+            return;
+        }
+        if result.is_ok() {
+            self.accounted.fetch_add(reserved, Ordering::AcqRel);
+        } else {
+            self.reaccount(reserved);
+        }
     }
 
     pub(crate) fn append_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
@@ -496,6 +579,7 @@ impl Log {
             }
             state.validate(&facts, origin)?;
         }
+        let reserved = self.reserve(records.len() as u64)?;
         let result = self.append_locked(
             records,
             &config,
@@ -503,6 +587,7 @@ impl Log {
             log_append_time,
             &facts,
         );
+        self.settle(reserved, &result);
         self.guard(result)
     }
 
@@ -538,7 +623,11 @@ impl Log {
             facts.extend(BatchFacts::of(&header, &records[pos..pos + header.size()]));
             pos += header.size();
         }
+        // Refused before anything is written, so a follower at the cap keeps
+        // a log exactly as it was and fetches again once there is room.
+        let reserved = self.reserve(records.len() as u64)?;
         let result = self.append_locked(records, &config, None, None, &facts);
+        self.settle(reserved, &result);
         self.guard(result)
     }
 
@@ -1232,6 +1321,7 @@ impl Log {
         self.log_start.fetch_min(offset, Ordering::AcqRel);
         self.high_watermark.fetch_min(offset, Ordering::AcqRel);
         self.recovery_point.fetch_min(offset, Ordering::AcqRel);
+        self.reaccount(0);
         let dirty = self.first_dirty_offset.load(Ordering::Acquire);
         if dirty > offset {
             self.first_dirty_offset.store(offset, Ordering::Release);

@@ -42,6 +42,7 @@ use crate::log::Log;
 use crate::log_dir::DirState;
 use crate::now_ms;
 use crate::recovery::LoadParams;
+use crate::usage::DiskUsage;
 
 /// One partition's size, for DescribeLogDirs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +58,10 @@ pub struct PartitionUsage {
 pub struct LogDirUsage {
     /// The log dir.
     pub path: PathBuf,
-    /// Size of the file system holding it.
+    /// Size of the file system holding it (at most the storage cap).
     pub total_bytes: u64,
-    /// Bytes an unprivileged writer may still use.
+    /// Bytes an unprivileged writer may still use (at most what the
+    /// storage cap leaves).
     pub usable_bytes: u64,
     /// Why the dir is offline, if it is.
     pub error: Option<String>,
@@ -110,6 +112,8 @@ pub struct LogManager {
     closed: AtomicBool,
     /// `producer.id.expiration.ms`.
     producer_id_expiration_ms: AtomicI64,
+    /// Segment bytes of all logs and the cap on them.
+    usage: Arc<DiskUsage>,
 }
 
 /// Kafka's `producer.id.expiration.check.interval.ms` default (10 minutes).
@@ -212,7 +216,13 @@ impl LogManager {
                 source: io::Error::other(format!("no usable log dir ({})", reasons.join("; "))),
             });
         }
+        let usage = Arc::new(DiskUsage::default());
+        usage.set_cap(options.max_bytes);
+        for log in logs.values() {
+            log.attach_usage(usage.clone());
+        }
         Ok(Arc::new(LogManager {
+            usage,
             options,
             dirs,
             clean_shutdown: all_clean,
@@ -420,6 +430,7 @@ impl LogManager {
             }
             other => other?,
         };
+        log.attach_usage(self.usage.clone());
         self.logs.write().insert(tp.clone(), log.clone());
         tracing::info!(log = %tp, dir = %dir.path().display(), "created log");
         Ok(log)
@@ -435,6 +446,9 @@ impl LogManager {
         };
         let _append = log.append_lock();
         log.mark_deleted();
+        // Its bytes stop counting against the cap now, not when the
+        // renamed dir is removed after file.delete.delay.ms.
+        log.detach_usage();
         let from = log.dir().to_path_buf();
         let to = log
             .log_dir()
@@ -460,6 +474,20 @@ impl LogManager {
         });
         tracing::info!(log = %tp, "deleted log");
         Ok(())
+    }
+
+    /// The running total of segment bytes and the storage cap.
+    pub fn disk_usage(&self) -> &Arc<DiskUsage> {
+        &self.usage
+    }
+
+    /// Changes `millrace.log.dirs.max.bytes` at runtime (a dynamic broker
+    /// config); appends refused at the old cap succeed once under the new.
+    pub fn set_max_bytes(&self, cap: u64) {
+        if self.usage.cap() != cap {
+            tracing::info!(cap, used = self.usage.used(), "storage cap changed");
+            self.usage.set_cap(cap);
+        }
     }
 
     /// Writes the recovery point, log start offset, high watermark and
@@ -765,6 +793,17 @@ impl LogManager {
                         )
                     }
                     Err(e) => (0, 0, Some(format!("statvfs failed: {e}"))),
+                };
+                // Under a storage cap the broker's "disk" is the cap: report
+                // no more room than it leaves (MSK's volume size).
+                let cap = self.usage.cap();
+                let (total_bytes, usable_bytes) = if cap == crate::usage::UNLIMITED {
+                    (total_bytes, usable_bytes)
+                } else {
+                    (
+                        total_bytes.min(cap),
+                        usable_bytes.min(cap.saturating_sub(self.usage.used())),
+                    )
                 };
                 let partitions = if dir.is_offline() {
                     Vec::new()

@@ -428,11 +428,18 @@ async fn fetch_round(
                         throttle.quota.record(whole as u64);
                     }
                     state.served(&key, follower.leader_epoch);
-                    if let Err(code) =
-                        partition.append_as_follower(&records[..whole], p.high_watermark)
-                    {
-                        tracing::warn!(partition = %format!("{}-{}", key.0, key.1), ?code, "follower append failed; reconciling with the leader");
-                        state.set_phase(&key, follower.leader_epoch, Phase::Truncating);
+                    match partition.append_as_follower(&records[..whole], p.high_watermark) {
+                        Ok(()) => {}
+                        // Full disk or storage cap: nothing was written and
+                        // the log agrees with the leader; fetch again later.
+                        Err(ErrorCode::KafkaStorageError) => {
+                            tracing::debug!(partition = %format!("{}-{}", key.0, key.1), "follower append refused for lack of space; backing off");
+                            state.delay(&key, follower.leader_epoch, settings.backoff);
+                        }
+                        Err(code) => {
+                            tracing::warn!(partition = %format!("{}-{}", key.0, key.1), ?code, "follower append failed; reconciling with the leader");
+                            state.set_phase(&key, follower.leader_epoch, Phase::Truncating);
+                        }
                     }
                 }
                 Some(Some(ErrorCode::OffsetOutOfRange)) => {

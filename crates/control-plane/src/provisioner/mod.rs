@@ -126,6 +126,9 @@ pub struct ClusterSpec {
     pub client_listeners: Vec<ListenerKind>,
     /// The cluster-wide properties of its MSK configuration revision.
     pub properties: Vec<(String, String)>,
+    /// Each broker's EBS volume size in GiB (`volumeSize`): the storage
+    /// cap its broker enforces (`millrace.log.dirs.max.bytes`).
+    pub volume_size_gib: i64,
     /// Every broker.
     pub brokers: Vec<BrokerSpec>,
 }

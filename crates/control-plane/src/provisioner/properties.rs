@@ -2,7 +2,8 @@
 //! that the file would start a Kafka broker as well: MSK's zone-dependent
 //! defaults, the thread counts of the broker size, then the cluster's MSK
 //! configuration revision, then what the
-//! control plane owns (node id, rack, listeners, log dirs, KRaft quorum).
+//! control plane owns (node id, rack, listeners, log dirs, the storage cap
+//! from the EBS volume size, KRaft quorum).
 
 use super::{BrokerSpec, ClusterSpec, ListenerKind};
 
@@ -185,10 +186,20 @@ pub fn render_server_properties(cluster: &ClusterSpec, b: &BrokerSpec) -> String
             "log.dirs".to_string(),
             b.data_dir.join("kafka-logs").display().to_string(),
         ),
+        (
+            "millrace.log.dirs.max.bytes".to_string(),
+            storage_cap_bytes(cluster.volume_size_gib).to_string(),
+        ),
     ];
     owned.extend(kraft_quorum_properties(cluster, b));
     section("Owned by the control plane", &owned);
     out
+}
+
+/// The broker's storage cap for an EBS volume of `gib` GiB: the whole
+/// volume holds log segments, as MSK's does.
+pub fn storage_cap_bytes(gib: i64) -> i64 {
+    gib.max(1).saturating_mul(1 << 30)
 }
 
 /// Escapes what `java.util.Properties` would otherwise read differently
@@ -248,6 +259,7 @@ mod tests {
             zone_count: 2,
             client_listeners: vec![ListenerKind::Plaintext, ListenerKind::Tls],
             properties: vec![("auto.create.topics.enable".into(), "true".into())],
+            volume_size_gib: 100,
             brokers: vec![broker(1, 10000), broker(2, 20000)],
         }
     }
@@ -266,11 +278,16 @@ mod tests {
         assert!(text.contains("default.replication.factor=2\n"));
         assert!(text.contains("num.io.threads=8\nnum.network.threads=5\nnum.replica.fetchers=2\n"));
         assert!(!text.contains("CLIENT_SECURE"), "TLS is not served yet");
+        assert!(
+            text.contains("millrace.log.dirs.max.bytes=107374182400\n"),
+            "100 GiB of EBS is the broker's storage cap"
+        );
         let entries = millrace_config::parse_properties(&text).expect("parses");
         let (config, _warnings) =
             millrace_config::BrokerConfig::from_entries(&entries).expect("valid broker config");
         assert_eq!(config.node_id(), 2);
         assert_eq!(config.broker_rack(), Some("use1-az2"));
+        assert_eq!(config.log_dirs_max_bytes(), Some(100 << 30));
     }
 
     #[test]
