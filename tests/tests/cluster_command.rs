@@ -29,21 +29,27 @@ fn free_port_run() -> u16 {
     panic!("no free client and controller ports");
 }
 
+/// Starts `millrace cluster` with three brokers on `base`, its data under
+/// `data/data` and its output in `data/cluster.log`.
+fn spawn_cluster(data: &std::path::Path, base: u16) -> std::process::Child {
+    let log = std::fs::File::create(data.join("cluster.log")).expect("log");
+    Command::new(millrace_bin())
+        .args(["cluster", "--brokers", "3", "--racks", "3", "--base-port"])
+        .arg(base.to_string())
+        .arg("--data-dir")
+        .arg(data.join("data"))
+        .stdout(Stdio::from(log.try_clone().expect("log fd")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn millrace cluster")
+}
+
 #[test]
 fn cluster_command_runs_three_replicating_brokers() {
     let data = tempfile::tempdir().expect("tempdir");
     let base = free_port_run();
     let log_path = data.path().join("cluster.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    let mut child = Command::new(millrace_bin())
-        .args(["cluster", "--brokers", "3", "--racks", "3", "--base-port"])
-        .arg(base.to_string())
-        .arg("--data-dir")
-        .arg(data.path().join("data"))
-        .stdout(Stdio::from(log.try_clone().expect("log fd")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn millrace cluster");
+    let mut child = spawn_cluster(data.path(), base);
     // The command's output, then each node's log (where a node says why it
     // stopped).
     let data_dir = data.path().join("data");
@@ -184,4 +190,68 @@ fn cluster_command_runs_three_replicating_brokers() {
         "cluster exited with {status}:\n{}",
         output()
     );
+}
+
+/// The pids of the live `millrace broker` processes whose config is under
+/// `data_dir` (what `millrace cluster` started there).
+fn node_pids(data_dir: &std::path::Path) -> Vec<u32> {
+    let needle = data_dir.display().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // A zombie (state Z, after the ')' ending the command name) is gone.
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if cmdline.contains(" broker --config ") && cmdline.contains(&needle) && !zombie {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn nodes_stop_when_the_cluster_command_is_killed() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let base = free_port_run();
+    let mut child = spawn_cluster(data.path(), base);
+    let data_dir = data.path().join("data");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(0..3).all(|i| TcpStream::connect(("127.0.0.1", base + i)).is_ok()) {
+        assert!(Instant::now() < deadline, "cluster not up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let nodes = node_pids(&data_dir);
+    assert_eq!(nodes.len(), 3, "one process per node: {nodes:?}");
+
+    // SIGKILL: the command gets no chance to stop its nodes itself.
+    child.kill().expect("kill millrace cluster");
+    child.wait().expect("reap millrace cluster");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = node_pids(&data_dir);
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for pid in &left {
+                millrace_tests::signal(*pid, libc::SIGKILL);
+            }
+            panic!("nodes {left:?} outlived the killed millrace cluster");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // They stopped cleanly (SIGTERM's path), so nothing still holds a port.
+    for i in 0..3 {
+        assert!(
+            TcpStream::connect(("127.0.0.1", base + i)).is_err(),
+            "port {} still answers",
+            base + i
+        );
+    }
 }

@@ -166,7 +166,7 @@ async fn run_broker(config: BrokerConfig) -> ExitCode {
         println!("Bootstrap servers: {addr}");
         println!("Try it:  echo 'hello millrace' | kcat -b {addr} -t hello -P && kcat -b {addr} -t hello -C -e");
     }
-    wait_for_signal().await;
+    wait_for_stop().await;
     tracing::info!("shutting down");
     match running.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -192,10 +192,42 @@ async fn run_controller(config: BrokerConfig) -> ExitCode {
         node.node_id(),
         node.cluster_id()
     );
-    wait_for_signal().await;
+    wait_for_stop().await;
     tracing::info!("shutting down");
     node.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// The environment variable `millrace cluster` sets on the nodes it starts:
+/// its own pid, so a node stops when that process is gone.
+pub(crate) const EXIT_WITH_PARENT_ENV: &str = "MILLRACE_EXIT_WITH_PARENT";
+
+/// Waits for SIGINT or SIGTERM, or, for a node `millrace cluster` started,
+/// for that process to be gone (killed with SIGKILL, say, when it cannot
+/// stop its nodes itself): such a node would otherwise keep its ports and
+/// data dir with nobody left to stop it.
+async fn wait_for_stop() {
+    tokio::select! {
+        () = wait_for_signal() => {}
+        () = parent_gone() => tracing::warn!("the millrace cluster process that started this node is gone"),
+    }
+}
+
+/// Completes once this process' parent is no longer the pid in
+/// [`EXIT_WITH_PARENT_ENV`] (an orphan is re-parented); never without it.
+async fn parent_gone() {
+    let parent = std::env::var(EXIT_WITH_PARENT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    let Some(parent) = parent else {
+        return std::future::pending().await;
+    };
+    loop {
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Waits for SIGINT or SIGTERM; the handlers are installed when the

@@ -202,6 +202,10 @@ async fn start_node(
         .arg("broker")
         .arg("--config")
         .arg(&config)
+        .env(
+            crate::boot::EXIT_WITH_PARENT_ENV,
+            std::process::id().to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
