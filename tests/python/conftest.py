@@ -121,6 +121,19 @@ class Broker:
                 )
             time.sleep(0.05)
 
+    def wait_started(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Waits until the node logged the end of its start-up ("broker
+        started" or "controller started"): its port accepts connections
+        earlier, while a cluster node may still be registering, and a
+        SIGTERM before the end of start-up ends it without a clean stop."""
+        deadline = time.monotonic() + timeout
+        while not re.search(r"(broker|controller) started", strip_ansi(self.output())):
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"node exited during start-up:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"node not started after {timeout}s:\n{self.output()}")
+            time.sleep(0.05)
+
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -149,6 +162,26 @@ class Broker:
     def cleanup(self) -> None:
         self.kill()
         shutil.rmtree(self.data, ignore_errors=True)
+
+
+def strip_ansi(line: str) -> str:
+    """A log line without the colour codes tracing writes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", line)
+
+
+def quorum_leader(nodes) -> int:
+    """The metadata quorum leader named by the newest 'leader elected' log
+    line (highest term) of any of ``nodes`` that is running."""
+    newest = None
+    for node in nodes:
+        if not node.is_running():
+            continue
+        for line in node.output().splitlines():
+            m = re.search(r"metadata quorum leader elected leader=(\d+) term=(\d+)", strip_ansi(line))
+            if m and (newest is None or int(m.group(2)) > newest[1]):
+                newest = (int(m.group(1)), int(m.group(2)))
+    assert newest is not None, "no node logged a quorum leader"
+    return newest[0]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ three with ``process.roles=broker`` join it as observers.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
@@ -22,7 +21,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from clients import ck_consume, ck_produce, wait_until
-from conftest import Broker, free_port
+from conftest import Broker, free_port, quorum_leader
 
 T = 30.0
 CONTROLLER_IDS = [101, 102, 103]
@@ -76,23 +75,15 @@ class IsolatedCluster:
     def start(self):
         for node in self.nodes.values():
             node.start()
+        for node in self.nodes.values():
+            node.wait_started()
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         wait_until(lambda: sorted(admin.list_topics(timeout=5).brokers) == BROKER_IDS,
                    timeout=60, what="every broker registered")
 
     def active_controller(self) -> int:
-        """The leader named by the newest 'leader elected' line of a live node."""
-        newest = None
-        for node in self.nodes.values():
-            if not node.is_running():
-                continue
-            for line in node.output().splitlines():
-                line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-                m = re.search(r"metadata quorum leader elected leader=(\d+) term=(\d+)", line)
-                if m and (newest is None or int(m.group(2)) > newest[1]):
-                    newest = (int(m.group(1)), int(m.group(2)))
-        assert newest is not None, "no node logged a quorum leader"
-        return newest[0]
+        """The quorum leader, which is the active controller."""
+        return quorum_leader(self.nodes.values())
 
     def dump(self) -> str:
         return "\n".join(f"--- node {n} ---\n" + "\n".join(node.output().splitlines()[-60:])

@@ -18,7 +18,6 @@ processes with ``process.roles=broker,controller`` form one cluster.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from clients import ck_consume, ck_produce, ck_watermarks, wait_until
-from conftest import Broker, free_port
+from conftest import Broker, free_port, quorum_leader, strip_ansi
 
 T = 30.0
 
@@ -79,22 +78,15 @@ class QuorumCluster:
     def start(self):
         for node in self.nodes:
             node.start()
+        for node in self.nodes:
+            node.wait_started()
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         wait_until(lambda: len(admin.list_topics(timeout=5).brokers) == len(self.nodes),
                    timeout=60, what="every node registered")
 
     def quorum_leader(self) -> int:
         """The leader the newest 'leader elected' line of any live node names."""
-        newest = None
-        for node in self.nodes:
-            if not node.is_running():
-                continue
-            for line in node.output().splitlines():
-                m = re.search(r"metadata quorum leader elected leader=(\d+) term=(\d+)", strip_ansi(line))
-                if m and (newest is None or int(m.group(2)) > newest[1]):
-                    newest = (int(m.group(1)), int(m.group(2)))
-        assert newest is not None, "no node logged a quorum leader"
-        return newest[0]
+        return quorum_leader(self.nodes)
 
     def dump(self) -> str:
         return "\n".join(f"--- node {i + 1} ---\n" + "\n".join(n.output().splitlines()[-80:])
@@ -107,14 +99,12 @@ class QuorumCluster:
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             for started in [pool.submit(node.start) for node in self.nodes]:
                 started.result()
+        for node in self.nodes:
+            node.wait_started()
 
     def cleanup(self):
         for node in self.nodes:
             node.cleanup()
-
-
-def strip_ansi(line: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", line)
 
 
 @pytest.fixture

@@ -103,15 +103,17 @@ pub(crate) fn quorum_config(
 /// Sets the quorum's election timing from Kafka's knobs. An openraft 0.9
 /// follower campaigns once it has heard nothing from the leader for its
 /// leader lease (the maximum election timeout; within it, it also refuses
-/// to vote for anyone else) plus a random election timeout in
-/// `[min, max)`. With `min = fetch_timeout / 2` and
-/// `max = min + backoff / 2` a follower campaigns after between
-/// `fetch_timeout + backoff / 2` and `fetch_timeout + backoff`: with
-/// Kafka's defaults 2.5 to 3 s after the leader went silent, which bounds
-/// how long metadata changes stall when the active controller dies.
+/// to vote for anyone else, and a leader that no majority acknowledged
+/// within it stops leading) plus a random election timeout in `[min, max)`.
+/// With `min = fetch_timeout / 2` and `max = min + backoff` a follower
+/// campaigns after between `fetch_timeout + backoff` and
+/// `fetch_timeout + 2 * backoff`: with Kafka's defaults 3 to 4 s after the
+/// leader went silent, which bounds how long metadata changes stall when the
+/// active controller dies, and a leader keeps its lease for 2 s (four
+/// heartbeats) of silence, so a busy start-up does not unseat it.
 fn election_timing(quorum: &mut QuorumConfig, fetch_timeout_ms: i32, backoff_max_ms: i32) {
     let min = (fetch_timeout_ms.max(4) / 2) as u64;
-    let max = min + (backoff_max_ms.max(2) / 2) as u64;
+    let max = min + backoff_max_ms.max(1) as u64;
     quorum.election_timeout_min_ms = min;
     quorum.election_timeout_max_ms = max;
     // The leader heartbeats several times within every follower's lease;
@@ -240,11 +242,11 @@ mod tests {
     }
 
     #[test]
-    fn kafka_defaults_campaign_between_two_and_a_half_and_three_seconds() {
+    fn kafka_defaults_campaign_between_three_and_four_seconds() {
         let (heartbeat, min, max) = timing(2000, 1000);
-        assert_eq!((heartbeat, min, max), (500, 1000, 1500));
+        assert_eq!((heartbeat, min, max), (500, 1000, 2000));
         // Lease (= max) plus the random timeout.
-        assert_eq!((max + min, max + max), (2500, 3000));
+        assert_eq!((max + min, max + max), (3000, 4000));
     }
 
     #[test]

@@ -9,7 +9,6 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
 use support::TestControlPlane;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -58,23 +57,6 @@ fn written_cap(cp: &TestControlPlane, arn: &str, id: i64) -> String {
         .find_map(|l| l.strip_prefix("millrace.log.dirs.max.bytes="))
         .expect("the cap is written")
         .to_string()
-}
-
-async fn update(cp: &TestControlPlane, arn: &str, args: &[&str]) -> Value {
-    let info = cp.wait_cluster_state(arn, "ACTIVE", WAIT).await;
-    let version = info["CurrentVersion"]
-        .as_str()
-        .expect("version")
-        .to_string();
-    let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--cluster-arn", arn, "--current-version", &version]);
-    let op = cp.aws(&full).await.ok();
-    let done = cp
-        .wait_operation(op["ClusterOperationArn"].as_str().expect("op arn"), WAIT)
-        .await;
-    assert_eq!(done["OperationState"], "UPDATE_COMPLETE", "{done}");
-    cp.wait_cluster_state(arn, "ACTIVE", WAIT).await;
-    done
 }
 
 async fn check_caps(cp: &TestControlPlane, arn: &str, bootstrap: &str, gib: i64) {
@@ -134,22 +116,25 @@ async fn volume_size_is_each_brokers_storage_cap_and_storage_updates_raise_it() 
 
     // UpdateBrokerStorage: 1 → 2 GiB, every broker restarted onto it.
     let pid1 = cp.broker_pid(&arn, 1).expect("pid");
-    let op = update(
-        &cp,
-        &arn,
-        &[
-            "update-broker-storage",
-            "--target-broker-ebs-volume-info",
-            "KafkaBrokerNodeId=All,VolumeSizeGB=2",
-        ],
-    )
-    .await;
+    let op = cp
+        .run_update(
+            &arn,
+            &[
+                "update-broker-storage",
+                "--target-broker-ebs-volume-info",
+                "KafkaBrokerNodeId=All,VolumeSizeGB=2",
+            ],
+            WAIT,
+        )
+        .await;
     assert_eq!(op["OperationType"], "UPDATE_BROKER_STORAGE");
     assert_ne!(cp.broker_pid(&arn, 1), Some(pid1), "broker 1 restarted");
     check_caps(&cp, &arn, &bootstrap, 2).await;
 
     // UpdateStorage: 2 → 3 GiB.
-    let op = update(&cp, &arn, &["update-storage", "--volume-size-gb", "3"]).await;
+    let op = cp
+        .run_update(&arn, &["update-storage", "--volume-size-gb", "3"], WAIT)
+        .await;
     assert_eq!(op["OperationType"], "UPDATE_STORAGE");
     check_caps(&cp, &arn, &bootstrap, 3).await;
     let info = cp.wait_cluster_state(&arn, "ACTIVE", WAIT).await;

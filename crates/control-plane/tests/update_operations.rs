@@ -16,24 +16,6 @@ use support::{alive, TestControlPlane};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-async fn run_update(cp: &TestControlPlane, arn: &str, args: &[&str]) -> Value {
-    let info = cp.wait_cluster_state(arn, "ACTIVE", WAIT).await;
-    let version = info["CurrentVersion"]
-        .as_str()
-        .expect("version")
-        .to_string();
-    let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--cluster-arn", arn, "--current-version", &version]);
-    let op = cp.aws(&full).await.ok();
-    let done = cp
-        .wait_operation(op["ClusterOperationArn"].as_str().expect("op arn"), WAIT)
-        .await;
-    assert_eq!(done["OperationState"], "UPDATE_COMPLETE", "{done}");
-    let after = cp.wait_cluster_state(arn, "ACTIVE", WAIT).await;
-    assert_ne!(after["CurrentVersion"], version.as_str());
-    done
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_count_version_security_monitoring_and_storage_updates() {
     let cp = TestControlPlane::start(|c| c.timings.storage_scaling_cooldown = Duration::ZERO).await;
@@ -65,16 +47,17 @@ async fn broker_count_version_security_monitoring_and_storage_updates() {
     cp.wait_cluster_state(&arn, "ACTIVE", WAIT).await;
 
     // Expand to 4 brokers: ids 3 and 4, one more in each zone.
-    let up = run_update(
-        &cp,
-        &arn,
-        &[
-            "update-broker-count",
-            "--target-number-of-broker-nodes",
-            "4",
-        ],
-    )
-    .await;
+    let up = cp
+        .run_update(
+            &arn,
+            &[
+                "update-broker-count",
+                "--target-number-of-broker-nodes",
+                "4",
+            ],
+            WAIT,
+        )
+        .await;
     assert_eq!(up["OperationType"], "INCREASE_BROKER_COUNT");
     assert_eq!(up["SourceClusterInfo"]["NumberOfBrokerNodes"], 2);
     assert_eq!(
@@ -117,16 +100,17 @@ async fn broker_count_version_security_monitoring_and_storage_updates() {
     }
 
     // Shrink back to 2: one broker per zone goes, the highest ids.
-    let down = run_update(
-        &cp,
-        &arn,
-        &[
-            "update-broker-count",
-            "--target-number-of-broker-nodes",
-            "2",
-        ],
-    )
-    .await;
+    let down = cp
+        .run_update(
+            &arn,
+            &[
+                "update-broker-count",
+                "--target-number-of-broker-nodes",
+                "2",
+            ],
+            WAIT,
+        )
+        .await;
     assert_eq!(down["OperationType"], "DECREASE_BROKER_COUNT");
     assert_eq!(
         down["TargetClusterInfo"]["BrokerCountUpdateInfo"]["DeletedBrokerIds"],
@@ -150,16 +134,17 @@ async fn broker_count_version_security_monitoring_and_storage_updates() {
         .expect("targets")
         .clone();
     assert!(targets.contains(&Value::from("3.6.0")));
-    let upgraded = run_update(
-        &cp,
-        &arn,
-        &[
-            "update-cluster-kafka-version",
-            "--target-kafka-version",
-            "3.6.0",
-        ],
-    )
-    .await;
+    let upgraded = cp
+        .run_update(
+            &arn,
+            &[
+                "update-cluster-kafka-version",
+                "--target-kafka-version",
+                "3.6.0",
+            ],
+            WAIT,
+        )
+        .await;
     let steps: Vec<&str> = upgraded["OperationSteps"]
         .as_array()
         .expect("steps")
@@ -186,16 +171,17 @@ async fn broker_count_version_security_monitoring_and_storage_updates() {
         r#"{"EncryptionInTransit": {"ClientBroker": "TLS_PLAINTEXT"}}"#,
     )
     .expect("write");
-    let sec = run_update(
-        &cp,
-        &arn,
-        &[
-            "update-security",
-            "--encryption-info",
-            &format!("file://{}", enc2.display()),
-        ],
-    )
-    .await;
+    let sec = cp
+        .run_update(
+            &arn,
+            &[
+                "update-security",
+                "--encryption-info",
+                &format!("file://{}", enc2.display()),
+            ],
+            WAIT,
+        )
+        .await;
     assert_eq!(sec["OperationType"], "UPDATE_SECURITY");
     assert_ne!(
         cp.broker_pid(&arn, 1),
@@ -210,14 +196,14 @@ async fn broker_count_version_security_monitoring_and_storage_updates() {
     assert!(boot["BootstrapBrokerStringTls"].is_string());
     // Restating the current settings is accepted and restarts nothing.
     let pid1 = cp.broker_pid(&arn, 1).expect("pid");
-    run_update(
-        &cp,
+    cp.run_update(
         &arn,
         &[
             "update-security",
             "--encryption-info",
             &format!("file://{}", enc2.display()),
         ],
+        WAIT,
     )
     .await;
     assert_eq!(cp.broker_pid(&arn, 1), Some(pid1));
@@ -225,20 +211,23 @@ async fn broker_count_version_security_monitoring_and_storage_updates() {
     // Monitoring and storage.
     let om = cp.dir.join("om.json");
     std::fs::write(&om, r#"{"Prometheus": {"JmxExporter": {"EnabledInBroker": true}, "NodeExporter": {"EnabledInBroker": false}}}"#).expect("write");
-    let mon = run_update(
-        &cp,
-        &arn,
-        &[
-            "update-monitoring",
-            "--enhanced-monitoring",
-            "PER_BROKER",
-            "--open-monitoring",
-            &format!("file://{}", om.display()),
-        ],
-    )
-    .await;
+    let mon = cp
+        .run_update(
+            &arn,
+            &[
+                "update-monitoring",
+                "--enhanced-monitoring",
+                "PER_BROKER",
+                "--open-monitoring",
+                &format!("file://{}", om.display()),
+            ],
+            WAIT,
+        )
+        .await;
     assert_eq!(mon["OperationType"], "UPDATE_MONITORING");
-    let storage = run_update(&cp, &arn, &["update-storage", "--volume-size-gb", "1500"]).await;
+    let storage = cp
+        .run_update(&arn, &["update-storage", "--volume-size-gb", "1500"], WAIT)
+        .await;
     assert_eq!(storage["OperationType"], "UPDATE_STORAGE");
     let info = cp.wait_cluster_state(&arn, "ACTIVE", WAIT).await;
     assert_eq!(info["EnhancedMonitoring"], "PER_BROKER");

@@ -333,6 +333,28 @@ impl TestControlPlane {
         }
     }
 
+    /// Runs one update operation with the AWS CLI (`args` plus the
+    /// cluster's ARN and current version) once the cluster is ACTIVE, waits
+    /// for UPDATE_COMPLETE and ACTIVE again, checks that the version
+    /// rotated, and returns the finished operation.
+    pub async fn run_update(&self, arn: &str, args: &[&str], timeout: Duration) -> Value {
+        let info = self.wait_cluster_state(arn, "ACTIVE", timeout).await;
+        let version = info["CurrentVersion"]
+            .as_str()
+            .expect("version")
+            .to_string();
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--cluster-arn", arn, "--current-version", &version]);
+        let op = self.aws(&full).await.ok();
+        let done = self
+            .wait_operation(op["ClusterOperationArn"].as_str().expect("op arn"), timeout)
+            .await;
+        assert_eq!(done["OperationState"], "UPDATE_COMPLETE", "{done}");
+        let after = self.wait_cluster_state(arn, "ACTIVE", timeout).await;
+        assert_ne!(after["CurrentVersion"], version.as_str());
+        done
+    }
+
     /// Polls DescribeClusterOperation until the operation has ended.
     pub async fn wait_operation(&self, op_arn: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
