@@ -427,7 +427,11 @@ async fn fetch_round(
                     if throttled.contains(&key) {
                         throttle.quota.record(whole as u64);
                     }
-                    state.served(&key, follower.leader_epoch);
+                    // Only a partition that sat out a refusal has a delay
+                    // to clear; the others skip the state lock.
+                    if follower.retry_at.is_some() {
+                        state.served(&key, follower.leader_epoch);
+                    }
                     match partition.append_as_follower(&records[..whole], p.high_watermark) {
                         Ok(()) => {}
                         // Full disk or storage cap: nothing was written and
